@@ -1,0 +1,92 @@
+//! Where the four IDX files are looked for.
+
+use std::path::{Path, PathBuf};
+
+use crate::dataset::{Split, find_file};
+use crate::error::DataError;
+
+/// Environment variable naming a directory that holds the IDX files.
+pub const ENV_DIR: &str = "FASHION_MNIST_DIR";
+/// Where Debian's `dataset-fashion-mnist` package puts the files.
+pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// The project's own data directory, relative to the project root.
+pub const PROJECT_DIR: &str = "datasets/fashion-mnist";
+
+/// The directories to search, in order.
+///
+/// A directory the user named (`explicit`, from `--data-dir`, or else `$FASHION_MNIST_DIR`)
+/// is the only candidate: pointing somewhere and silently getting data from elsewhere would
+/// hide a mistake. Otherwise: `<project_root>/datasets/fashion-mnist`, then Debian's directory.
+pub fn search_dirs(explicit: Option<&Path>, project_root: &Path) -> Vec<PathBuf> {
+    if let Some(dir) = explicit {
+        return vec![dir.to_path_buf()];
+    }
+    if let Some(dir) = std::env::var_os(ENV_DIR).filter(|v| !v.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
+    vec![project_root.join(PROJECT_DIR), PathBuf::from(DEBIAN_DIR)]
+}
+
+/// The first of `dirs` that holds all four files; otherwise an error listing each directory
+/// searched and what it lacked.
+pub fn locate(dirs: &[PathBuf]) -> Result<PathBuf, DataError> {
+    let mut searched = Vec::new();
+    for dir in dirs {
+        match missing_files(dir) {
+            None => return Ok(dir.clone()),
+            Some(why) => searched.push((dir.clone(), why)),
+        }
+    }
+    Err(DataError::NotFound { searched })
+}
+
+/// `None` when `dir` holds all four files; otherwise what is missing.
+fn missing_files(dir: &Path) -> Option<String> {
+    if !dir.is_dir() {
+        return Some("no such directory".into());
+    }
+    let missing: Vec<&str> = Split::ALL
+        .iter()
+        .flat_map(|s| s.file_stems())
+        .filter(|stem| find_file(dir, stem).is_err())
+        .collect();
+    (!missing.is_empty()).then(|| format!("missing {}", missing.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_dir_is_the_only_candidate() {
+        let dirs = search_dirs(Some(Path::new("/x")), Path::new("/root"));
+        assert_eq!(dirs, vec![PathBuf::from("/x")]);
+    }
+
+    #[test]
+    fn not_found_lists_places_and_remedies() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("train-images-idx3-ubyte.gz"), b"x").unwrap();
+        let dirs = vec![tmp.path().to_path_buf(), PathBuf::from("/nonexistent/fm")];
+        let msg = locate(&dirs).unwrap_err().to_string();
+        assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
+        assert!(msg.contains("missing train-labels-idx1-ubyte"), "{msg}");
+        assert!(!msg.contains("missing train-images"), "{msg}");
+        assert!(msg.contains("/nonexistent/fm (no such directory)"), "{msg}");
+        assert!(
+            msg.contains("apt-get install dataset-fashion-mnist")
+                && msg.contains("cargo xtask data fetch"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn finds_dir_with_all_four_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        for stem in Split::ALL.iter().flat_map(|s| s.file_stems()) {
+            std::fs::write(tmp.path().join(stem), b"x").unwrap();
+        }
+        let dirs = vec![PathBuf::from("/nonexistent"), tmp.path().to_path_buf()];
+        assert_eq!(locate(&dirs).unwrap(), tmp.path());
+    }
+}

@@ -1,0 +1,157 @@
+//! One backbone block: an MLP across patches (token mixing), then one across features
+//! (channel mixing).
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// A Mixer block, exactly as the coursework specifies it (g = ReLU, no residuals, no norms).
+///
+/// With X the block's input (N_p x d, per image):
+///
+/// ```text
+/// O1 = g(X^T W1) W2      token mixing:   W1: N_p -> token_hidden, W2: token_hidden -> N_p
+/// O1 <- O1^T             back to N_p x d
+/// O2 = g(O1 W3) W4       channel mixing: W3: d -> channel_hidden, W4: channel_hidden -> d
+/// ```
+///
+/// Each linear layer also has a bias, as `nn.Linear` does in the reference notebook.
+#[derive(Module, Debug)]
+pub struct MixerBlock {
+    /// W1: patches -> token_hidden (applied to X^T, i.e. across patches).
+    pub w1: Linear,
+    /// W2: token_hidden -> patches.
+    pub w2: Linear,
+    /// W3: dim -> channel_hidden (across features).
+    pub w3: Linear,
+    /// W4: channel_hidden -> dim.
+    pub w4: Linear,
+}
+
+impl MixerBlock {
+    /// A block for `patches` tokens of `dim` features.
+    pub fn new(
+        patches: usize,
+        dim: usize,
+        token_hidden: usize,
+        channel_hidden: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            w1: LinearConfig::new(patches, token_hidden).init(device),
+            w2: LinearConfig::new(token_hidden, patches).init(device),
+            w3: LinearConfig::new(dim, channel_hidden).init(device),
+            w4: LinearConfig::new(channel_hidden, dim).init(device),
+        }
+    }
+
+    /// [batch, patches, dim] -> [batch, patches, dim].
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let xt = x.swap_dims(1, 2); // X^T: [batch, dim, patches]
+        let o1 = self.w2.forward(relu(self.w1.forward(xt))); // [batch, dim, patches]
+        let o1 = o1.swap_dims(1, 2); // O1 <- O1^T: [batch, patches, dim]
+        self.w4.forward(relu(self.w3.forward(o1))) // O2: [batch, patches, dim]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+
+    fn linear(weight: Vec<f32>, shape: [usize; 2], bias: Vec<f32>, device: &Device) -> Linear {
+        Linear {
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), device)),
+            bias: Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(bias, [shape[1]]),
+                device,
+            ))),
+        }
+    }
+
+    /// A worked example, small enough to follow on paper.
+    ///
+    /// ```text
+    /// X = [[1, 2], [3, -4]]          (2 patches x 2 features)
+    /// X^T W1 = [[1, 3], [2, -4]] [[1], [-1]] = [[-2], [6]];  g(.) = [[0], [6]]
+    /// g(.) W2 = [[0], [6]] [[1, 2]] = [[0, 0], [6, 12]];  O1 = transpose = [[0, 6], [0, 12]]
+    /// O1 W3 = [[0, 6], [0, 12]] [[1], [1]] = [[6], [12]];  g(.) = [[6], [12]]
+    /// g(.) W4 + b4 = [[6], [12]] [[1, -2]] + [1, 1] = [[7, -11], [13, -23]]
+    /// ```
+    #[test]
+    fn block_matches_hand_computation() {
+        let device = Device::flex();
+        let block = MixerBlock {
+            w1: linear(vec![1.0, -1.0], [2, 1], vec![0.0], &device),
+            w2: linear(vec![1.0, 2.0], [1, 2], vec![0.0, 0.0], &device),
+            w3: linear(vec![1.0, 1.0], [2, 1], vec![0.0], &device),
+            w4: linear(vec![1.0, -2.0], [1, 2], vec![1.0, 1.0], &device),
+        };
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, -4.0], [1, 2, 2]),
+            &device,
+        );
+        let out = block.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(out, vec![7.0, -11.0, 13.0, -23.0]);
+    }
+
+    /// The block against a direct loop implementation of the equations, with every weight
+    /// and bias non-trivial and a batch of two.
+    #[test]
+    fn block_matches_loop_reference() {
+        let (np, d, th, ch) = (4, 3, 5, 6);
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            ((seed >> 16) % 2001) as f32 / 1000.0 - 1.0
+        };
+        let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| next()).collect() };
+        let (w1, b1) = (values(np * th), values(th));
+        let (w2, b2) = (values(th * np), values(np));
+        let (w3, b3) = (values(d * ch), values(ch));
+        let (w4, b4) = (values(ch * d), values(d));
+        let x = values(2 * np * d);
+
+        let device = Device::flex();
+        let block = MixerBlock {
+            w1: linear(w1.clone(), [np, th], b1.clone(), &device),
+            w2: linear(w2.clone(), [th, np], b2.clone(), &device),
+            w3: linear(w3.clone(), [d, ch], b3.clone(), &device),
+            w4: linear(w4.clone(), [ch, d], b4.clone(), &device),
+        };
+        let input = Tensor::<3>::from_data(TensorData::new(x.clone(), [2, np, d]), &device);
+        let got = block
+            .forward(input)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+
+        let g = |v: f32| v.max(0.0);
+        for b in 0..2 {
+            let xb = |p: usize, f: usize| x[b * np * d + p * d + f];
+            // O1[p][f] = sum_h g(sum_q X^T[f][q] W1[q][h] + b1[h]) W2[h][p] + b2[p], transposed.
+            let mut o1 = vec![vec![0.0f32; d]; np];
+            for f in 0..d {
+                let hidden: Vec<f32> = (0..th)
+                    .map(|h| g((0..np).map(|q| xb(q, f) * w1[q * th + h]).sum::<f32>() + b1[h]))
+                    .collect();
+                for (p, row) in o1.iter_mut().enumerate() {
+                    row[f] = (0..th).map(|h| hidden[h] * w2[h * np + p]).sum::<f32>() + b2[p];
+                }
+            }
+            for (p, row) in o1.iter().enumerate() {
+                let hidden: Vec<f32> = (0..ch)
+                    .map(|c| g((0..d).map(|f| row[f] * w3[f * ch + c]).sum::<f32>() + b3[c]))
+                    .collect();
+                for f in 0..d {
+                    let want = (0..ch).map(|c| hidden[c] * w4[c * d + f]).sum::<f32>() + b4[f];
+                    let have = got[b * np * d + p * d + f];
+                    assert!(
+                        (want - have).abs() < 1e-5,
+                        "b{b} p{p} f{f}: {want} vs {have}"
+                    );
+                }
+            }
+        }
+    }
+}

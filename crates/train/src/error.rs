@@ -1,0 +1,84 @@
+//! The train crate's errors; each names the file or setting at fault.
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong while training, evaluating or predicting.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading the data failed.
+    #[error(transparent)]
+    Data(#[from] fashion_mixer_data::DataError),
+    /// The model configuration describes no valid model.
+    #[error("invalid model configuration: {0}")]
+    Model(#[from] fashion_mixer_model::ModelConfigError),
+    /// The configuration cannot train.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::TrainingConfigError),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The artifacts path exists and is not a folder.
+    #[error("{}: exists and is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// A fresh run would overwrite an earlier one.
+    #[error("{}: already holds a run (config.json); pass --resume to continue it or choose another --artifacts", .0.display())]
+    RunExists(PathBuf),
+    /// `--resume` in a folder without a run.
+    #[error("{}: nothing to resume: {reason}", path.display())]
+    NothingToResume {
+        /// The folder.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// `config.json` is not a valid configuration.
+    #[error("{}: not a valid training configuration: {message}", path.display())]
+    BadConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A model record is missing, damaged, or made for another architecture.
+    #[error("{}: cannot load the model record: {message}", path.display())]
+    BadRecord {
+        /// The record file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// An image file could not be decoded.
+    #[error("{}: not a readable image: {message}", path.display())]
+    BadImage {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        message: String,
+    },
+    /// A test-set index beyond the end.
+    #[error("test index {index} is out of range (the test set has {len} items)")]
+    IndexOutOfRange {
+        /// The index given.
+        index: usize,
+        /// Items in the test set.
+        len: usize,
+    },
+    /// Training stopped on an error inside the Learner.
+    #[error("training failed: {0}")]
+    Training(String),
+}
+
+impl TrainError {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

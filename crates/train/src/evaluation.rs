@@ -1,0 +1,102 @@
+//! `eval`: accuracy and loss of a saved model on both splits, per-class test accuracy.
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::nn::loss::CrossEntropyLossConfig;
+use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, NUM_CLASSES};
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::{RunDir, write_atomic};
+use crate::error::TrainError;
+use crate::inference::LoadedModel;
+
+/// How a model does on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitScore {
+    /// Items evaluated.
+    pub items: usize,
+    /// Fraction classified correctly, in [0, 1].
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Accuracy of each class (items of that class classified correctly / items of that class).
+    pub per_class_accuracy: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// What `eval` measures and writes to `eval.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The record evaluated.
+    pub record: String,
+    /// The backend that ran it.
+    pub backend: String,
+    /// On the training split.
+    pub train: SplitScore,
+    /// On the test split.
+    pub test: SplitScore,
+}
+
+/// Scores `model` on every item of `dataset`, `batch_size` items at a time.
+pub fn score(loaded: &LoadedModel, dataset: &FashionMnistDataset, batch_size: usize) -> SplitScore {
+    let batcher = FashionMnistBatcher::default();
+    let loss_fn = CrossEntropyLossConfig::new().init(&loaded.device);
+    let mut confusion = vec![vec![0usize; NUM_CLASSES]; NUM_CLASSES];
+    let mut loss_sum = 0.0f64;
+    let indices: Vec<usize> = (0..dataset.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let items = dataset
+            .get_many(chunk.to_vec())
+            .expect("in-memory items are always there");
+        let batch = batcher.batch(items, &loaded.device);
+        let logits = loaded.model.forward(batch.images); // [n, classes]
+        let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
+        loss_sum += f64::from(loss.into_scalar::<f32>()) * chunk.len() as f64;
+        let predicted = logits.argmax(1).into_data().convert::<i64>();
+        let predicted = predicted.try_to_vec::<i64>().expect("argmax is integral");
+        for (&index, &p) in chunk.iter().zip(&predicted) {
+            confusion[dataset.labels()[index] as usize][p as usize] += 1;
+        }
+    }
+    let items = dataset.len();
+    let correct: usize = (0..NUM_CLASSES).map(|c| confusion[c][c]).sum();
+    let per_class_accuracy = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let n: usize = row.iter().sum();
+            if n == 0 {
+                0.0
+            } else {
+                row[c] as f64 / n as f64
+            }
+        })
+        .collect();
+    SplitScore {
+        items,
+        accuracy: correct as f64 / items.max(1) as f64,
+        loss: loss_sum / items.max(1) as f64,
+        per_class_accuracy,
+        confusion,
+    }
+}
+
+/// Scores the loaded model on both splits and writes `eval.json` into the run.
+pub fn evaluate(
+    run: &RunDir,
+    loaded: &LoadedModel,
+    train: &FashionMnistDataset,
+    test: &FashionMnistDataset,
+) -> Result<Evaluation, TrainError> {
+    let batch_size = loaded.config.batch_size;
+    let evaluation = Evaluation {
+        record: loaded.record.display().to_string(),
+        backend: loaded.backend.to_string(),
+        train: score(loaded, train, batch_size),
+        test: score(loaded, test, batch_size),
+    };
+    let json = serde_json::to_string_pretty(&evaluation).expect("serialisable");
+    write_atomic(&run.eval(), json.as_bytes())?;
+    Ok(evaluation)
+}

@@ -1,0 +1,18 @@
+//! Training (burn-train's `SupervisedTraining` and `Learner`), evaluation and inference for the
+//! Fashion-MNIST Mixer, and the run folder they share.
+//!
+//! Inference ([`inference`]) uses neither autodiff nor the Learner.
+
+pub mod artifacts;
+pub mod config;
+mod error;
+pub mod evaluation;
+pub mod inference;
+pub mod metrics;
+mod renderer;
+pub mod training;
+
+pub use artifacts::RunDir;
+pub use config::{OptimizerKind, TrainingConfig, TrainingConfigError};
+pub use error::TrainError;
+pub use renderer::PlainRenderer;

@@ -1,0 +1,269 @@
+//! `metrics.csv`: one row per completed epoch, written by a Burn [`MetricLogger`] as each epoch
+//! ends (so an interrupted run keeps every epoch it finished).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::train::logger::MetricLogger;
+use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+
+use crate::artifacts::write_atomic;
+use crate::error::TrainError;
+
+/// The header of `metrics.csv`.
+pub const METRICS_HEADER: &str =
+    "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,epoch_seconds";
+
+/// One row of `metrics.csv`; accuracies are fractions in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch (measured while the weights changed).
+    pub train_accuracy: f64,
+    /// Test loss after the epoch.
+    pub test_loss: f64,
+    /// Test accuracy after the epoch.
+    pub test_accuracy: f64,
+    /// Mean learning rate over the epoch.
+    pub learning_rate: f64,
+    /// Wall-clock seconds for the epoch (training and testing).
+    pub epoch_seconds: f64,
+}
+
+impl EpochMetrics {
+    fn to_row(self) -> String {
+        format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.4e},{:.3}",
+            self.epoch,
+            self.train_loss,
+            self.train_accuracy,
+            self.test_loss,
+            self.test_accuracy,
+            self.learning_rate,
+            self.epoch_seconds
+        )
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 7 {
+            return None;
+        }
+        let num = |i: usize| f[i].trim().parse::<f64>().ok();
+        Some(Self {
+            epoch: f[0].trim().parse().ok()?,
+            train_loss: num(1)?,
+            train_accuracy: num(2)?,
+            test_loss: num(3)?,
+            test_accuracy: num(4)?,
+            learning_rate: num(5)?,
+            epoch_seconds: num(6)?,
+        })
+    }
+}
+
+/// Reads `metrics.csv`; a missing file is an empty history.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    let bad = |message: String| {
+        TrainError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+        )
+    };
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(header) if header.trim() == METRICS_HEADER => {}
+        other => {
+            return Err(bad(format!(
+                "expected header '{METRICS_HEADER}', found '{}'",
+                other.unwrap_or("")
+            )));
+        }
+    }
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            EpochMetrics::parse(l).ok_or_else(|| bad(format!("bad row {}: '{l}'", i + 2)))
+        })
+        .collect()
+}
+
+/// Writes `metrics.csv` atomically, rows sorted by epoch.
+pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<(), TrainError> {
+    let mut rows = rows.to_vec();
+    rows.sort_by_key(|r| r.epoch);
+    let mut text = String::from(METRICS_HEADER);
+    text.push('\n');
+    for row in rows {
+        text.push_str(&row.to_row());
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// Adds (or replaces) the row for `row.epoch` in `metrics.csv`.
+pub fn record_epoch(path: &Path, row: EpochMetrics) -> Result<(), TrainError> {
+    let mut rows = read_metrics(path)?;
+    rows.retain(|r| r.epoch != row.epoch);
+    rows.push(row);
+    write_metrics(path, &rows)
+}
+
+/// A Burn metric logger that keeps each epoch's final loss, accuracy and learning rate, and
+/// writes the epoch's row to `metrics.csv` when its test pass ends.
+pub struct CsvMetricLogger {
+    path: PathBuf,
+    names: HashMap<MetricId, String>,
+    values: HashMap<(bool, String), f64>,
+    epoch_start: Instant,
+    total_epochs: usize,
+    echo: bool,
+}
+
+impl CsvMetricLogger {
+    /// Rows go to `path`; with `echo`, each is also printed as one line on stdout.
+    pub fn new(path: PathBuf, total_epochs: usize, echo: bool) -> Self {
+        Self {
+            path,
+            names: HashMap::new(),
+            values: HashMap::new(),
+            epoch_start: Instant::now(),
+            total_epochs,
+            echo,
+        }
+    }
+
+    fn value(&self, train: bool, name: &str) -> f64 {
+        self.values
+            .get(&(train, name.to_string()))
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl MetricLogger for CsvMetricLogger {
+    fn log(&mut self, update: MetricsUpdate, _epoch: usize, split: &Split) {
+        let train = match split {
+            Split::Train => true,
+            Split::Valid => false,
+            Split::Test(_) => return,
+        };
+        for numeric in update.entries_numeric {
+            let Some(name) = self.names.get(&numeric.entry.metric_id) else {
+                continue;
+            };
+            // The epoch's final value when this is the end-of-epoch update; otherwise the
+            // running mean so far.
+            let value = match (&numeric.numeric_entry, &numeric.running_entry) {
+                (Some(NumericEntry::Final(v)), _) => *v,
+                (_, Some(running)) => running.current(),
+                (Some(entry), None) => entry.current(),
+                (None, None) => continue,
+            };
+            self.values.insert((train, name.clone()), value);
+        }
+    }
+
+    fn read_numeric(
+        &mut self,
+        _name: &str,
+        _epoch: usize,
+        _split: &Split,
+    ) -> Result<Vec<NumericEntry>, String> {
+        Err("metrics.csv keeps epoch summaries only".into())
+    }
+
+    fn log_metric_definition(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id, definition.name.to_string());
+    }
+
+    fn log_epoch_summary(&mut self, summary: EpochSummary) {
+        if !matches!(summary.split, Split::Valid) {
+            return;
+        }
+        let row = EpochMetrics {
+            epoch: summary.epoch_number,
+            train_loss: self.value(true, "Loss"),
+            train_accuracy: self.value(true, "Accuracy") / 100.0,
+            test_loss: self.value(false, "Loss"),
+            test_accuracy: self.value(false, "Accuracy") / 100.0,
+            learning_rate: self.value(true, "Learning Rate"),
+            epoch_seconds: self.epoch_start.elapsed().as_secs_f64(),
+        };
+        if let Err(err) = record_epoch(&self.path, row) {
+            eprintln!("warning: {err}");
+        }
+        if self.echo {
+            println!(
+                "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  lr {:.1e}  {:.1}s",
+                row.epoch,
+                self.total_epochs,
+                row.train_loss,
+                100.0 * row.train_accuracy,
+                row.test_loss,
+                100.0 * row.test_accuracy,
+                row.learning_rate,
+                row.epoch_seconds
+            );
+        }
+        self.values.clear();
+        self.epoch_start = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: usize) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 0.5,
+            train_accuracy: 0.8125,
+            test_loss: 0.625,
+            test_accuracy: 0.75,
+            learning_rate: 1e-3,
+            epoch_seconds: 12.5,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_replace_by_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        assert!(read_metrics(&path).unwrap().is_empty());
+        record_epoch(&path, row(2)).unwrap();
+        record_epoch(&path, row(1)).unwrap();
+        let mut again = row(2);
+        again.test_loss = 0.25;
+        record_epoch(&path, again).unwrap();
+        let rows = read_metrics(&path).unwrap();
+        assert_eq!(rows, vec![row(1), again]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&format!("{METRICS_HEADER}\n1,0.500000,0.812500,")));
+    }
+
+    #[test]
+    fn a_bad_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(&path, "a,b\n").unwrap();
+        let msg = read_metrics(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("metrics.csv") && msg.contains("expected header"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! `train`: the Learner wiring (burn-train's `SupervisedTraining`), the run's folder, resume.
+
+use std::path::PathBuf;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::logger::FileMetricLogger;
+use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
+
+use crate::artifacts::{AtomicFileCheckpointer, RunDir, write_atomic};
+use crate::config::TrainingConfig;
+use crate::error::TrainError;
+use crate::metrics::{CsvMetricLogger, EpochMetrics, read_metrics};
+use crate::renderer::PlainRenderer;
+
+/// How to run a training, beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The run's folder.
+    pub run: RunDir,
+    /// Where the IDX files are.
+    pub data_dir: PathBuf,
+    /// Continue the run in `run` from its newest checkpoint (its `config.json` is used).
+    pub resume: bool,
+    /// Burn's terminal dashboard; otherwise one line per epoch on stdout.
+    pub tui: bool,
+}
+
+/// How a training call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// The configuration that ran (on resume: the one read from `config.json`).
+    pub config: TrainingConfig,
+    /// The epoch training started at (1 for a fresh run).
+    pub first_epoch: usize,
+    /// Every completed epoch's metrics, from `metrics.csv`.
+    pub history: Vec<EpochMetrics>,
+    /// Nothing was left to do: the run had finished before.
+    pub already_finished: bool,
+    /// Training was stopped before its last epoch (Ctrl-C in the dashboard).
+    pub interrupted: bool,
+}
+
+/// Reads a run's `config.json`.
+pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
+    let path = run.config();
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    let config: TrainingConfig =
+        serde_json::from_str(&text).map_err(|e| TrainError::BadConfigFile {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    config.validate().map_err(|e| TrainError::BadConfigFile {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(config)
+}
+
+/// Writes a run's `config.json` atomically.
+pub fn save_config(run: &RunDir, config: &TrainingConfig) -> Result<(), TrainError> {
+    let json = serde_json::to_string_pretty(config).expect("a config always serialises");
+    write_atomic(&run.config(), json.as_bytes())
+}
+
+/// The train and test splits, cut to the configured limits.
+pub fn load_splits(
+    data_dir: &std::path::Path,
+    config: &TrainingConfig,
+) -> Result<(FashionMnistDataset, FashionMnistDataset), TrainError> {
+    let limit = |ds: FashionMnistDataset, n: Option<usize>| match n {
+        Some(n) => ds.truncated(n),
+        None => ds,
+    };
+    let train = limit(
+        FashionMnistDataset::load(data_dir, Split::Train)?,
+        config.limit_train,
+    );
+    let test = limit(
+        FashionMnistDataset::load(data_dir, Split::Test)?,
+        config.limit_test,
+    );
+    Ok((train, test))
+}
+
+/// Trains `config` (or, with `options.resume`, continues the run in `options.run`).
+///
+/// Writes `config.json` first, a checkpoint per epoch (the last 2 kept), a `metrics.csv` row per
+/// completed epoch, and `model.bpk` when the last epoch is done.
+pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
+    let run = &options.run;
+    let (config, checkpoint) = if options.resume {
+        if !run.config().is_file() {
+            return Err(TrainError::NothingToResume {
+                path: run.root().to_path_buf(),
+                reason: "no config.json".into(),
+            });
+        }
+        let config = load_config(run)?;
+        let checkpoint = run.last_checkpoint();
+        if checkpoint.is_some_and(|epoch| epoch >= config.epochs) && run.model().is_file() {
+            return Ok(TrainReport {
+                history: read_metrics(&run.metrics())?,
+                first_epoch: config.epochs + 1,
+                config,
+                already_finished: true,
+                interrupted: false,
+            });
+        }
+        (config, checkpoint)
+    } else {
+        config.validate()?;
+        run.create()?;
+        if run.config().exists() {
+            return Err(TrainError::RunExists(run.root().to_path_buf()));
+        }
+        save_config(run, &config)?;
+        (config, None)
+    };
+    let first_epoch = checkpoint.unwrap_or(0) + 1;
+
+    let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
+    let device = config.backend.device();
+    device.seed(config.seed);
+    let model = config.model.init(&device.clone().autodiff())?;
+
+    let loader = |shuffle: bool| {
+        let builder = DataLoaderBuilder::new(FashionMnistBatcher::default())
+            .batch_size(config.batch_size)
+            .num_workers(config.workers);
+        if shuffle {
+            builder.shuffle(config.seed)
+        } else {
+            builder
+        }
+    };
+    let train_items = train_set.len();
+    let loader_train = loader(true).build(train_set);
+    let loader_test = loader(false).build(test_set);
+
+    let checkpoints = run.checkpoints();
+    let mut training = SupervisedTraining::new(run.root(), loader_train, loader_test)
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(CpuUse::new())
+        .metric_train_numeric(CpuMemory::new())
+        .with_metric_logger(FileMetricLogger::new(run.root()))
+        .with_metric_logger(CsvMetricLogger::new(
+            run.metrics(),
+            config.epochs,
+            !options.tui,
+        ))
+        .with_custom_checkpointers(
+            AtomicFileCheckpointer::new(&checkpoints, "model")?,
+            AtomicFileCheckpointer::new(&checkpoints, "optim")?,
+            AtomicFileCheckpointer::new(&checkpoints, "scheduler")?,
+        )
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+        .num_epochs(config.epochs)
+        .summary();
+    if !options.tui {
+        training = training.renderer(Box::new(PlainRenderer));
+        println!(
+            "run {}: {} on {}, {} training items, batch {}",
+            run.root().display(),
+            config.optimizer.name(),
+            config.backend,
+            train_items,
+            config.batch_size
+        );
+    }
+    if let Some(epoch) = checkpoint {
+        training = training.checkpoint(epoch);
+    }
+
+    let result = training.launch(Learner::new(model, config.optimizer(), config.lr));
+    if let Some(error) = result.error {
+        return Err(TrainError::Training(error.to_string()));
+    }
+    let interrupted = result.interrupted.is_some();
+    if !interrupted {
+        let bytes = result
+            .model
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainError::BadRecord {
+                path: run.model(),
+                message: e.to_string(),
+            })?;
+        write_atomic(&run.model(), &bytes)?;
+    }
+    Ok(TrainReport {
+        history: read_metrics(&run.metrics())?,
+        config,
+        first_epoch,
+        already_finished: false,
+        interrupted,
+    })
+}

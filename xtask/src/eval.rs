@@ -1,0 +1,49 @@
+//! `cargo xtask eval`: reload a run and score it on both splits.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use fashion_mixer_data::CLASS_NAMES;
+use fashion_mixer_model::Backend;
+use fashion_mixer_train::RunDir;
+use fashion_mixer_train::evaluation::evaluate;
+use fashion_mixer_train::inference::load_model;
+use fashion_mixer_train::training::load_splits;
+
+use crate::data::DataDirArg;
+use crate::parse_backend;
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The run's folder (holds config.json and model.bpk)
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: PathBuf,
+    /// Backend to evaluate on [default: the run's]
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let run = RunDir::new(&args.artifacts);
+    let loaded = load_model(&run, args.backend)?;
+    let (train, test) = load_splits(&args.data.locate()?, &loaded.config)?;
+    let eval = evaluate(&run, &loaded, &train, &test)?;
+    println!("record: {} (backend {})", eval.record, eval.backend);
+    for (name, split) in [("train", &eval.train), ("test", &eval.test)] {
+        println!(
+            "{name:>5}: accuracy {:.2}%  loss {:.4}  ({} items)",
+            100.0 * split.accuracy,
+            split.loss,
+            split.items
+        );
+    }
+    println!("per-class test accuracy:");
+    for (name, acc) in CLASS_NAMES.iter().zip(&eval.test.per_class_accuracy) {
+        println!("  {name:<12} {:6.2}%", 100.0 * acc);
+    }
+    println!("wrote {}", run.eval().display());
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `cargo xtask infer`: predict test-set items or image files with a saved run.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::data::dataset::Dataset;
+use clap::Args;
+use fashion_mixer_data::{CLASS_NAMES, FashionMnistDataset, IMAGE_PIXELS, Split};
+use fashion_mixer_model::Backend;
+use fashion_mixer_train::inference::{load_image, load_model, top_k};
+use fashion_mixer_train::{RunDir, TrainError};
+use serde_json::json;
+
+use crate::data::DataDirArg;
+use crate::parse_backend;
+
+#[derive(Args, Debug, Clone)]
+pub struct InferArgs {
+    /// The run's folder (holds config.json and model.bpk)
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: PathBuf,
+    /// Backend to run on [default: the run's]
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
+    /// Test-set items to predict (repeatable)
+    #[arg(long = "index", value_name = "N")]
+    pub indices: Vec<usize>,
+    /// Image files (PNG or JPEG, any size or colour)
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+/// One input: where it came from, its pixels, and its true class when known.
+struct Input {
+    source: String,
+    pixels: [u8; IMAGE_PIXELS],
+    label: Option<u8>,
+}
+
+pub fn run(args: &InferArgs) -> Result<()> {
+    if args.indices.is_empty() && args.images.is_empty() {
+        bail!("nothing to predict: give image files and/or --index N");
+    }
+    let mut inputs = Vec::new();
+    if !args.indices.is_empty() {
+        let test = FashionMnistDataset::load(&args.data.locate()?, Split::Test)?;
+        for &index in &args.indices {
+            if index >= test.len() {
+                return Err(TrainError::IndexOutOfRange {
+                    index,
+                    len: test.len(),
+                }
+                .into());
+            }
+            let item = test.get(index).expect("index checked");
+            inputs.push(Input {
+                source: format!("test[{index}]"),
+                pixels: item.image,
+                label: Some(item.label),
+            });
+        }
+    }
+    for path in &args.images {
+        inputs.push(Input {
+            source: path.display().to_string(),
+            pixels: load_image(path)?,
+            label: None,
+        });
+    }
+
+    let loaded = load_model(&RunDir::new(&args.artifacts), args.backend)?;
+    let pixels: Vec<[u8; IMAGE_PIXELS]> = inputs.iter().map(|i| i.pixels).collect();
+    for (input, probs) in inputs.iter().zip(loaded.probabilities(&pixels)) {
+        let top = top_k(&probs, 3);
+        let truth = input.label.map(|l| CLASS_NAMES[l as usize]);
+        if args.json {
+            let top3: Vec<_> = top
+                .iter()
+                .map(|&(c, p)| json!({"class": CLASS_NAMES[c], "index": c, "probability": p}))
+                .collect();
+            let line = json!({
+                "source": input.source,
+                "predicted": CLASS_NAMES[top[0].0],
+                "top3": top3,
+                "true": truth,
+            });
+            println!("{line}");
+        } else {
+            let ranked: Vec<String> = top
+                .iter()
+                .map(|&(c, p)| format!("{} {:.1}%", CLASS_NAMES[c], 100.0 * p))
+                .collect();
+            let truth = truth.map(|t| format!(" (true: {t})")).unwrap_or_default();
+            println!(
+                "{}{truth}: {}   [{}]",
+                input.source,
+                CLASS_NAMES[top[0].0],
+                ranked.join(", ")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `cargo xtask`: the fashion-mixer command line. It parses arguments and calls the libraries;
+//! errors become one line on stderr and exit code 2.
+
+mod data;
+mod eval;
+mod infer;
+mod model;
+mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train, evaluate and serve an all-MLP patch classifier for Fashion-MNIST.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Find, inspect or download the Fashion-MNIST IDX files.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Print the model's architecture and parameter count.
+    Model(model::ModelArgs),
+    /// Train a model (Burn's Learner; dashboard in a terminal); writes a run folder.
+    Train(Box<train::TrainArgs>),
+    /// Score a saved run on the train and test splits; writes eval.json.
+    Eval(eval::EvalArgs),
+    /// Predict test-set items or image files with a saved run.
+    Infer(infer::InferArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(cmd) => data::run(cmd),
+        Command::Model(args) => model::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Infer(args) => infer::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Parses `--backend`.
+pub fn parse_backend(s: &str) -> Result<fashion_mixer_model::Backend, String> {
+    s.parse()
+}
+
+/// The workspace root (where `datasets/` and `artifacts/` live).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}

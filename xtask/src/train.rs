@@ -1,0 +1,205 @@
+//! `cargo xtask train`: build the configuration from defaults, `--config` and flags; train.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use fashion_mixer_model::Backend;
+use fashion_mixer_train::training::{TrainOptions, train};
+use fashion_mixer_train::{OptimizerKind, RunDir, TrainingConfig};
+
+use crate::data::DataDirArg;
+use crate::model::ModelArgs;
+use crate::{parse_backend, project_root};
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// A JSON TrainingConfig to start from (a run's config.json works); flags override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// flex, ndarray or wgpu [default: flex]
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
+    /// Passes over the training set [default: 30]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Items per batch [default: 256]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// sgd, adam or adamw [default: adam]
+    #[arg(long, value_parser = parse_optimizer)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate [default: 0.001]
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// SGD momentum [default: 0]
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Weight decay: L2 for sgd/adam, decoupled for adamw [default: 0]
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Seed for the weights and the shuffling [default: 42]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data-loading threads; 0 keeps runs reproducible [default: 0]
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Use only the first N training items
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Use only the first N test items
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// The run's folder [default: artifacts/<UTC timestamp>]
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Continue the run in --artifacts from its newest checkpoint, with its own config.json
+    #[arg(long, requires = "artifacts")]
+    pub resume: bool,
+    /// One line per epoch instead of the terminal dashboard
+    #[arg(long)]
+    pub no_tui: bool,
+}
+
+impl TrainArgs {
+    /// Defaults, then `--config`, then the flags.
+    pub fn config(&self) -> Result<TrainingConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: not a valid training configuration: {e}",
+                        path.display()
+                    )
+                })?
+            }
+            None => TrainingConfig::new(),
+        };
+        config.model = self.model.apply(config.model);
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = self.$field { config.$field = v; }
+            )*};
+        }
+        set!(
+            backend,
+            epochs,
+            batch_size,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            seed,
+            workers
+        );
+        if self.limit_train.is_some() {
+            config.limit_train = self.limit_train;
+        }
+        if self.limit_test.is_some() {
+            config.limit_test = self.limit_test;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn overrides_config(&self) -> bool {
+        self.config.is_some()
+            || self.model.any()
+            || self.backend.is_some()
+            || self.epochs.is_some()
+            || self.batch_size.is_some()
+            || self.optimizer.is_some()
+            || self.lr.is_some()
+            || self.momentum.is_some()
+            || self.weight_decay.is_some()
+            || self.seed.is_some()
+            || self.workers.is_some()
+            || self.limit_train.is_some()
+            || self.limit_test.is_some()
+    }
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    if args.resume && args.overrides_config() {
+        bail!(
+            "--resume continues a run with its own config.json; leave out the other training flags"
+        );
+    }
+    let config = if args.resume {
+        TrainingConfig::new() // replaced by the run's config.json
+    } else {
+        args.config()?
+    };
+    let run = RunDir::new(
+        args.artifacts
+            .clone()
+            .unwrap_or_else(|| project_root().join("artifacts").join(utc_timestamp())),
+    );
+    let options = TrainOptions {
+        run: run.clone(),
+        data_dir: args.data.locate()?,
+        resume: args.resume,
+        tui: !args.no_tui && std::io::stdout().is_terminal(),
+    };
+    let report = train(config, &options)?;
+    let total = report.config.epochs;
+    if report.already_finished {
+        println!(
+            "{}: already finished ({total}/{total} epochs); nothing to do",
+            run.root().display()
+        );
+        return Ok(());
+    }
+    match report.history.last() {
+        Some(last) => println!(
+            "{} epoch {}/{total}: train accuracy {:.2}%, test accuracy {:.2}%",
+            if report.interrupted {
+                "stopped after"
+            } else {
+                "finished"
+            },
+            last.epoch,
+            100.0 * last.train_accuracy,
+            100.0 * last.test_accuracy
+        ),
+        None => println!("stopped before the first epoch ended"),
+    }
+    println!("artifacts: {}", run.root().display());
+    Ok(())
+}
+
+fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
+    s.parse()
+}
+
+/// `2026-11-26T19-20-05`: the default run name (UTC, sortable, no characters paths dislike).
+fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,103 @@
+//! Drives the real `xtask` binary: output on success, one-line errors and exit code 2 on failure.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use fashion_mixer_data::{Split, idx};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env_remove("FASHION_MNIST_DIR")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a user error: exit code 2, one line on stderr that contains each of `needles`,
+/// no panic and no backtrace.
+fn assert_user_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "stderr: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "missing {needle:?} in: {stderr}");
+    }
+}
+
+/// A data set of `n` items per split with labels cycling through the classes.
+fn write_dataset(dir: &Path, n: usize) {
+    for split in Split::ALL {
+        let [images, labels] = split.file_stems();
+        let pixels = vec![128u8; n * 784];
+        let label_values: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(dir.join(images), idx::encode_images(n, 28, 28, &pixels)).unwrap();
+        std::fs::write(dir.join(labels), idx::encode_labels(&label_values)).unwrap();
+    }
+}
+
+#[test]
+fn model_prints_the_coursework_parameter_count() {
+    let out = xtask(&["model", "--patch-size", "7"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("parameters: 143,786"), "{text}");
+    assert!(text.contains("patches: 16 of 7x7"), "{text}");
+}
+
+#[test]
+fn model_rejects_a_patch_size_that_does_not_divide_28() {
+    let out = xtask(&["model", "--patch-size", "5"]);
+    assert_user_error(&out, &["patch size 5 does not divide the image side 28"]);
+}
+
+#[test]
+fn data_info_counts_items_per_class() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let out = xtask(&["data", "info", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("train:     20 items"), "{text}");
+    assert!(text.contains(" 9  Ankle boot        2      2"), "{text}");
+}
+
+#[test]
+fn data_info_reports_a_corrupt_file_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 3);
+    let path = dir.path().join("t10k-labels-idx1-ubyte");
+    std::fs::write(&path, idx::encode_images(1, 28, 28, &[0; 784])).unwrap();
+    let out = xtask(&["data", "info", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_user_error(
+        &out,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "expected magic 0x00000801, found 0x00000803",
+        ],
+    );
+}
+
+#[test]
+fn data_info_lists_where_it_looked() {
+    let out = xtask(&["data", "info", "--data-dir", "/nonexistent/fashion"]);
+    assert_user_error(
+        &out,
+        &[
+            "/nonexistent/fashion (no such directory)",
+            "cargo xtask data fetch",
+        ],
+    );
+}

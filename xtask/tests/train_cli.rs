@@ -1,0 +1,218 @@
+//! `cargo xtask train / eval / infer` as a user runs them, on a generated data set: a run
+//! killed with SIGKILL after its first epoch resumes, and the saved record serves eval and infer.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fashion_mixer_data::synthetic;
+use fashion_mixer_train::RunDir;
+use fashion_mixer_train::metrics::read_metrics;
+
+fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.env_remove("FASHION_MNIST_DIR");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    xtask().args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--no-tui",
+        "--data-dir",
+        data,
+        "--artifacts",
+        run_dir,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "32",
+        "--backend",
+        "flex",
+    ]
+}
+
+#[test]
+fn sigkill_after_epoch_one_then_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 3000, 300).unwrap();
+    let run_dir = tmp.path().join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+    let rd = RunDir::new(&run_dir);
+
+    let mut child = xtask()
+        .args(train_args(data_s, run_s, "2"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until epoch 1 is complete: its metrics row and its checkpoint are on disk.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let rows = read_metrics(&rd.metrics()).unwrap_or_default();
+        if rows.len() == 1 && rd.last_checkpoint() == Some(1) {
+            break;
+        }
+        assert!(
+            rows.len() < 2,
+            "epoch 2 finished before the kill; make epochs longer"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "training exited early");
+        assert!(Instant::now() < deadline, "epoch 1 never completed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let before = read_metrics(&rd.metrics()).unwrap();
+    assert_eq!(before.len(), 1, "killed during epoch 2: one row");
+    assert!(
+        !rd.model().exists(),
+        "no final record for an unfinished run"
+    );
+
+    let out = run(&[
+        "train",
+        "--no-tui",
+        "--data-dir",
+        data_s,
+        "--artifacts",
+        run_s,
+        "--resume",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = read_metrics(&rd.metrics()).unwrap();
+    assert_eq!(
+        after.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(after[0], before[0], "row 1 must be kept as it was");
+    // Row 2 is not compared with an uninterrupted run's: Burn's DataLoader forks its shuffle
+    // RNG when the Learner moves it to the device, so the resumed epoch 2 sees another
+    // (seeded) order of the training items. Model, optimizer and scheduler are restored.
+    assert!(after[1].train_loss.is_finite() && after[1].train_loss < before[0].train_loss);
+    assert!(rd.model().is_file());
+
+    // Resuming a finished run says so and changes nothing.
+    let out = run(&[
+        "train",
+        "--no-tui",
+        "--data-dir",
+        data_s,
+        "--artifacts",
+        run_s,
+        "--resume",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("already finished (2/2 epochs)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(read_metrics(&rd.metrics()).unwrap(), after);
+
+    // eval reloads the record and reports the last epoch's test accuracy.
+    let out = run(&["eval", "--artifacts", run_s, "--data-dir", data_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let expected = format!("test: accuracy {:.2}%", 100.0 * after[1].test_accuracy);
+    assert!(stdout.contains(&expected), "{expected} not in {stdout}");
+    assert!(rd.eval().is_file());
+
+    // infer: test items by index, as text and JSON.
+    let out = run(&[
+        "infer",
+        "--artifacts",
+        run_s,
+        "--data-dir",
+        data_s,
+        "--index",
+        "0",
+        "--index",
+        "7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("test[0] (true: T-shirt/top): "), "{stdout}");
+    assert!(stdout.contains("test[7] (true: Sneaker): "), "{stdout}");
+    let out = run(&[
+        "infer",
+        "--artifacts",
+        run_s,
+        "--data-dir",
+        data_s,
+        "--index",
+        "3",
+        "--json",
+    ]);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["true"], "Dress");
+    assert_eq!(line["top3"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_fresh_run_never_overwrites_an_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 64, 32).unwrap();
+    let run_dir = tmp.path().join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+    let out = run(&train_args(data_s, run_s, "1"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("epoch   1/1  train loss"), "{stdout}");
+    let config_before = std::fs::read(run_dir.join("config.json")).unwrap();
+
+    let out = run(&train_args(data_s, run_s, "1"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("already holds a run"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("config.json")).unwrap(),
+        config_before
+    );
+}
+
+#[test]
+fn bad_training_flags_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 16, 16).unwrap();
+    let run_dir = tmp.path().join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+    for (flags, needle) in [
+        (vec!["--batch-size", "0"], "batch_size must be at least 1"),
+        (vec!["--patch-size", "5"], "patch size 5 does not divide"),
+        (vec!["--lr", "0"], "lr must be a positive number"),
+    ] {
+        let mut args = vec![
+            "train",
+            "--no-tui",
+            "--data-dir",
+            data_s,
+            "--artifacts",
+            run_s,
+        ];
+        args.extend(flags);
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.lines().count() == 1,
+            "{stderr}"
+        );
+        assert!(!Path::new(run_s).join("config.json").exists());
+    }
+}
