@@ -70,6 +70,17 @@ fn sigkill_after_epoch_one_then_resume() {
         assert!(Instant::now() < deadline, "epoch 1 never completed");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let resume = || {
+        run(&[
+            "train",
+            "--no-tui",
+            "--data-dir",
+            data_s,
+            "--artifacts",
+            run_s,
+            "--resume",
+        ])
+    };
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -80,15 +91,7 @@ fn sigkill_after_epoch_one_then_resume() {
         "no final record for an unfinished run"
     );
 
-    let out = run(&[
-        "train",
-        "--no-tui",
-        "--data-dir",
-        data_s,
-        "--artifacts",
-        run_s,
-        "--resume",
-    ]);
+    let out = resume();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let after = read_metrics(&rd.metrics()).unwrap();
     assert_eq!(
@@ -103,15 +106,7 @@ fn sigkill_after_epoch_one_then_resume() {
     assert!(rd.model().is_file());
 
     // Resuming a finished run says so and changes nothing.
-    let out = run(&[
-        "train",
-        "--no-tui",
-        "--data-dir",
-        data_s,
-        "--artifacts",
-        run_s,
-        "--resume",
-    ]);
+    let out = resume();
     assert!(out.status.success());
     assert!(
         text(&out.stdout).contains("already finished (2/2 epochs)"),

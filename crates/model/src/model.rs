@@ -64,7 +64,7 @@ impl ModelConfig {
                 return Err(ModelConfigError::Zero { field });
             }
         }
-        if self.patch_size == 0 || IMAGE_SIDE % self.patch_size != 0 {
+        if self.patch_size == 0 || !IMAGE_SIDE.is_multiple_of(self.patch_size) {
             return Err(ModelConfigError::PatchSize {
                 patch_size: self.patch_size,
                 image_side: IMAGE_SIDE,
