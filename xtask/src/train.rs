@@ -15,7 +15,8 @@ use crate::{parse_backend, project_root};
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// A JSON TrainingConfig to start from (a run's config.json works); flags override it.
+    /// A JSON TrainingConfig to start from: a run's config.json, or only the fields to change,
+    /// e.g. {"epochs": 5, "model": {"depth": 4}}; flags override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// flex, ndarray or wgpu [default: flex]

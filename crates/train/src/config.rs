@@ -113,6 +113,16 @@ pub enum TrainingConfigError {
 }
 
 impl TrainingConfig {
+    /// A configuration from JSON that may name only some fields (at any depth, e.g.
+    /// `{"epochs": 5, "model": {"depth": 4}}`); the others keep their defaults. A field name that
+    /// does not exist is an error, not silently ignored.
+    pub fn from_partial_json(text: &str) -> Result<Self, String> {
+        let given: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut merged = serde_json::to_value(Self::new()).map_err(|e| e.to_string())?;
+        merge(&mut merged, given, "")?;
+        serde_json::from_value(merged).map_err(|e| e.to_string())
+    }
+
     /// Checks every field; the first problem found is the error.
     pub fn validate(&self) -> Result<(), TrainingConfigError> {
         self.model.validate()?;
@@ -184,5 +194,62 @@ impl TrainingConfig {
                 .with_weight_decay(self.weight_decay as f32)
                 .init(),
         }
+    }
+}
+
+/// Overwrites `base` with `given`, key by key in objects; keys `base` lacks are errors.
+fn merge(base: &mut serde_json::Value, given: serde_json::Value, path: &str) -> Result<(), String> {
+    match (base, given) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(given)) => {
+            for (key, value) in given {
+                let field = format!("{path}{key}");
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value, &format!("{field}."))?,
+                    None => return Err(format!("unknown field `{field}`")),
+                }
+            }
+            Ok(())
+        }
+        (slot, value) => {
+            *slot = value;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_json_keeps_the_other_defaults() {
+        let config = TrainingConfig::from_partial_json(
+            r#"{"epochs": 5, "model": {"depth": 4}, "limit_train": 9}"#,
+        )
+        .unwrap();
+        let expected = TrainingConfig::new()
+            .with_epochs(5)
+            .with_limit_train(Some(9))
+            .with_model(ModelConfig::new().with_depth(4));
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn unknown_and_mistyped_fields_are_errors() {
+        let err = TrainingConfig::from_partial_json(r#"{"model": {"dept": 4}}"#).unwrap_err();
+        assert_eq!(err, "unknown field `model.dept`");
+        let err = TrainingConfig::from_partial_json(r#"{"epochs": "x"}"#).unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+        let err = TrainingConfig::from_partial_json(r#"{"optimizer": "rmsprop"}"#).unwrap_err();
+        assert!(err.contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn a_saved_config_reads_back_whole() {
+        let config = TrainingConfig::new()
+            .with_optimizer(OptimizerKind::Sgd)
+            .with_momentum(0.9);
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(TrainingConfig::from_partial_json(&json).unwrap(), config);
     }
 }
