@@ -74,7 +74,7 @@ impl TrainArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                serde_json::from_str(&text).map_err(|e| {
+                TrainingConfig::from_partial_json(&text).map_err(|e| {
                     anyhow::anyhow!(
                         "{}: not a valid training configuration: {e}",
                         path.display()
