@@ -1,6 +1,7 @@
 //! `cargo xtask`: the fashion-mixer command line. It parses arguments and calls the libraries;
 //! errors become one line on stderr and exit code 2.
 
+mod bench;
 mod data;
 mod eval;
 mod infer;
@@ -33,6 +34,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Predict test-set items or image files with a saved run.
     Infer(infer::InferArgs),
+    /// Time training steps and inference; writes bench.json.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Infer(args) => infer::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

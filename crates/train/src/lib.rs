@@ -4,6 +4,7 @@
 //! Inference ([`inference`]) uses neither autodiff nor the Learner.
 
 pub mod artifacts;
+pub mod bench;
 pub mod config;
 mod error;
 pub mod evaluation;

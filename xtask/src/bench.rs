@@ -1,0 +1,72 @@
+//! `cargo xtask bench`: training and inference speed; writes bench.json.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use fashion_mixer_model::Backend;
+use fashion_mixer_train::TrainingConfig;
+use fashion_mixer_train::artifacts::write_atomic;
+use fashion_mixer_train::bench::{BenchOptions, bench};
+use fashion_mixer_train::training::load_splits;
+
+use crate::data::DataDirArg;
+use crate::{parse_backend, project_root};
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// flex, ndarray or wgpu
+    #[arg(long, value_parser = parse_backend, default_value = "flex")]
+    pub backend: Backend,
+    /// Training batch size
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Timed training steps per repetition
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Repetitions (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Where to write the report [default: artifacts/bench.json]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let config = TrainingConfig::new()
+        .with_backend(args.backend)
+        .with_batch_size(args.batch_size);
+    let (train, _) = load_splits(&args.data.locate()?, &config)?;
+    let options = BenchOptions {
+        steps: args.steps,
+        repeats: args.repeats,
+        ..BenchOptions::default()
+    };
+    let report = bench(&config, &train, options)?;
+    println!(
+        "{} batch {}: training {:.0} images/s ({:.1} ms/step, data {:.2} ms/batch = {:.1}%)",
+        report.backend,
+        report.batch_size,
+        report.train_images_per_s,
+        report.train_step_ms,
+        report.data_ms_per_batch,
+        100.0 * report.data_share
+    );
+    println!(
+        "inference: batch 1 {:.2} ms; batch 1024 {:.0} images/s",
+        report.infer_batch1_ms, report.infer_batch1024_images_per_s
+    );
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| project_root().join("artifacts").join("bench.json"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&report)?;
+    write_atomic(&out, json.as_bytes())?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
