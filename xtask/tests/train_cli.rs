@@ -23,7 +23,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a str> {
+/// `train --no-tui --data-dir DATA --artifacts RUN`.
+fn base_args<'a>(data: &'a str, run_dir: &'a str) -> Vec<&'a str> {
     vec![
         "train",
         "--no-tui",
@@ -31,13 +32,21 @@ fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a s
         data,
         "--artifacts",
         run_dir,
+    ]
+}
+
+/// A short flex run of `epochs`, batch 32.
+fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    let mut args = base_args(data, run_dir);
+    args.extend([
         "--epochs",
         epochs,
         "--batch-size",
         "32",
         "--backend",
         "flex",
-    ]
+    ]);
+    args
 }
 
 #[test]
@@ -71,15 +80,9 @@ fn sigkill_after_epoch_one_then_resume() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let resume = || {
-        run(&[
-            "train",
-            "--no-tui",
-            "--data-dir",
-            data_s,
-            "--artifacts",
-            run_s,
-            "--resume",
-        ])
+        let mut args = base_args(data_s, run_s);
+        args.push("--resume");
+        run(&args)
     };
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
@@ -192,14 +195,7 @@ fn bad_training_flags_are_one_line_errors() {
         (vec!["--patch-size", "5"], "patch size 5 does not divide"),
         (vec!["--lr", "0"], "lr must be a positive number"),
     ] {
-        let mut args = vec![
-            "train",
-            "--no-tui",
-            "--data-dir",
-            data_s,
-            "--artifacts",
-            run_s,
-        ];
+        let mut args = base_args(data_s, run_s);
         args.extend(flags);
         let out = run(&args);
         let stderr = text(&out.stderr);
