@@ -114,16 +114,19 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         (config, checkpoint)
     } else {
         config.validate()?;
-        run.create()?;
         if run.config().exists() {
             return Err(TrainError::RunExists(run.root().to_path_buf()));
         }
-        save_config(run, &config)?;
         (config, None)
     };
     let first_epoch = checkpoint.unwrap_or(0) + 1;
 
+    // The data first: a run that cannot start leaves no folder behind to block the next try.
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
+    if !options.resume {
+        run.create()?;
+        save_config(run, &config)?;
+    }
     let device = config.backend.device();
     device.seed(config.seed);
     let model = config.model.init(&device.clone().autodiff())?;
