@@ -1,7 +1,7 @@
 //! `cargo xtask train / eval / infer` as a user runs them, on a generated data set: a run
 //! killed with SIGKILL after its first epoch resumes, and the saved record serves eval and infer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,15 @@ fn run(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A temporary folder with a generated data set (`data/`) and a path for a run (`run/`).
+fn fixture(n_train: usize, n_test: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, n_train, n_test).unwrap();
+    let run_dir = tmp.path().join("run");
+    (tmp, data, run_dir)
 }
 
 /// `train --no-tui --data-dir DATA --artifacts RUN`.
@@ -51,10 +60,7 @@ fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a s
 
 #[test]
 fn sigkill_after_epoch_one_then_resume() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 3000, 300).unwrap();
-    let run_dir = tmp.path().join("run");
+    let (_tmp, data, run_dir) = fixture(3000, 300);
     let (data_s, run_s) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
     let rd = RunDir::new(&run_dir);
 
@@ -159,10 +165,7 @@ fn sigkill_after_epoch_one_then_resume() {
 
 #[test]
 fn a_fresh_run_never_overwrites_an_old_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 64, 32).unwrap();
-    let run_dir = tmp.path().join("run");
+    let (_tmp, data, run_dir) = fixture(64, 32);
     let (data_s, run_s) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
     let out = run(&train_args(data_s, run_s, "1"));
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -185,10 +188,7 @@ fn a_fresh_run_never_overwrites_an_old_one() {
 
 #[test]
 fn bad_training_flags_are_one_line_errors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 16, 16).unwrap();
-    let run_dir = tmp.path().join("run");
+    let (_tmp, data, run_dir) = fixture(16, 16);
     let (data_s, run_s) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
     for (flags, needle) in [
         (vec!["--batch-size", "0"], "batch_size must be at least 1"),
