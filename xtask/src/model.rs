@@ -4,6 +4,7 @@ use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
 use fashion_mixer_model::{Backend, ModelConfig};
+use fashion_mixer_train::report::thousands;
 
 /// The architecture's hyperparameters; a flag left out keeps the value it overrides
 /// (the coursework model's by default).
@@ -69,17 +70,4 @@ pub fn run(args: &ModelArgs) -> Result<()> {
         thousands(model.num_params())
     );
     Ok(())
-}
-
-/// `143786` -> `143,786`.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -172,6 +172,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ),
         None => println!("stopped before the first epoch ended"),
     }
+    if let Some(files) = &report.report {
+        println!("report: {}", files.report.display());
+    }
+    if report.interrupted {
+        println!(
+            "interrupted: every completed epoch is saved; continue with: cargo xtask train --artifacts {} --resume",
+            run.root().display()
+        );
+    }
     println!("artifacts: {}", run.root().display());
     Ok(())
 }

@@ -241,3 +241,55 @@ fn wgpu_smoke_run_on_real_data() {
     assert_eq!(rows.len(), 1);
     assert!(rows[0].test_loss < 10f64.ln(), "{:?}", rows[0]);
 }
+
+/// `sweep --grid smoke`: two runs, a summary with two rows and its picture; run again, both
+/// are skipped and nothing is retrained.
+#[test]
+fn sweep_smoke_runs_then_skips() {
+    let (tmp, data, _) = fixture(1024, 200);
+    let sweep_dir = tmp.path().join("sweep");
+    let args = [
+        "sweep",
+        "--grid",
+        "smoke",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        sweep_dir.to_str().unwrap(),
+    ];
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = std::fs::read_to_string(sweep_dir.join("summary.md")).unwrap();
+    let rows: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("| adam") || l.starts_with("| sgd"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{summary}");
+    assert!(rows.iter().all(|r| r.contains("| 1/1 |")), "{summary}");
+    let png = image::open(sweep_dir.join("summary.png")).unwrap();
+    assert!(png.width() > 100 && png.height() > 100);
+    for name in ["adam", "sgd-momentum0.9"] {
+        let rows = read_metrics(&RunDir::new(sweep_dir.join(name)).metrics()).unwrap();
+        assert_eq!(rows.len(), 1, "{name}");
+        assert!(sweep_dir.join(name).join("report.md").is_file());
+    }
+    let record = sweep_dir.join("adam").join("model.bpk");
+    let modified = std::fs::metadata(&record).unwrap().modified().unwrap();
+
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.matches("finished before; skipped").count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::metadata(&record).unwrap().modified().unwrap(),
+        modified
+    );
+
+    let out = run(&["sweep", "--grid", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown grid 'nope'"));
+}

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(feature = "burn")]
 use burn::data::dataset::{Dataset, DatasetError};
 
 use crate::error::DataError;
@@ -130,6 +131,7 @@ impl FashionMnistDataset {
     }
 }
 
+#[cfg(feature = "burn")]
 impl Dataset<FashionMnistItem> for FashionMnistDataset {
     fn get(&self, index: usize) -> Result<FashionMnistItem, DatasetError> {
         let mut image = [0u8; IMAGE_PIXELS];

@@ -14,6 +14,31 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
 const GZIP_SIGNATURE: [u8; 2] = [0x1f, 0x8b];
 
+/// The most bytes a gzip'd file may decompress to (a "gzip bomb" stops here, not at the
+/// memory's end).
+pub const MAX_DECOMPRESSED: usize = 1 << 30;
+
+/// An IDX file of either kind, as [`parse_file`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdxFile {
+    /// An images file.
+    Images(IdxImages),
+    /// A labels file.
+    Labels(Vec<u8>),
+}
+
+/// Checks the raw contents of a file named `path` as loading would: gunzipped when it is gzip
+/// data (required when named `.gz`), then an images file if its magic says so, else a labels
+/// file. The fuzz targets drive this with arbitrary bytes.
+pub fn parse_file(path: &Path, raw: Vec<u8>) -> Result<IdxFile, DataError> {
+    let bytes = decode_maybe_gzip(path, raw)?;
+    if bytes.len() >= 4 && be_u32(&bytes[..4]) == IMAGES_MAGIC {
+        parse_images(path, &bytes).map(IdxFile::Images)
+    } else {
+        parse_labels(path, &bytes).map(IdxFile::Labels)
+    }
+}
+
 /// Images read from an IDX file: `count` images of `IMAGE_SIDE`x`IMAGE_SIDE` bytes, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxImages {
@@ -59,13 +84,23 @@ pub fn decode_maybe_gzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError
     if !is_gzip {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(MAX_DECOMPRESSED));
     flate2::read::MultiGzDecoder::new(raw.as_slice())
+        .take(MAX_DECOMPRESSED as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| DataError::BadGzip {
             path: path.into(),
             message: e.to_string(),
         })?;
+    if out.len() > MAX_DECOMPRESSED {
+        return Err(DataError::BadGzip {
+            path: path.into(),
+            message: format!(
+                "decompresses to more than {} MiB (Fashion-MNIST's largest file is 45 MiB)",
+                MAX_DECOMPRESSED >> 20
+            ),
+        });
+    }
     if out.is_empty() {
         return Err(DataError::Empty { path: path.into() });
     }
@@ -134,9 +169,9 @@ fn parse<'a>(
     }
     let dims: Vec<u32> = bytes[4..header_len].chunks_exact(4).map(be_u32).collect();
     let payload = &bytes[header_len..];
-    // u64 so that no header can overflow the product; a payload that long cannot exist.
-    let expected = dims.iter().map(|&d| u64::from(d)).product::<u64>();
-    let found = payload.len() as u64;
+    // u128: three u32 dimensions cannot overflow it (u64 could); no payload is that long.
+    let expected = dims.iter().map(|&d| u128::from(d)).product::<u128>();
+    let found = payload.len() as u128;
     if found < expected {
         return Err(DataError::TruncatedPayload {
             path: path.into(),

@@ -1,15 +1,20 @@
 //! Fashion-MNIST for Burn: an IDX reader (gzip'd or raw), the two splits as a [`Dataset`]
 //! (`burn::data::dataset::Dataset`), a [`Batcher`](burn::data::dataloader::batcher::Batcher)
-//! that normalises whole batches at once, and the code that finds or fetches the files.
+//! that normalises whole batches at once, the code that finds or fetches the files, and the
+//! preparation of outside pictures ([`picture`]).
 
+#[cfg(feature = "burn")]
 mod batcher;
 mod dataset;
 mod error;
+#[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod idx;
 pub mod locate;
+pub mod picture;
 pub mod synthetic;
 
+#[cfg(feature = "burn")]
 pub use batcher::{FashionMnistBatch, FashionMnistBatcher, MEAN, STD, normalise};
 pub use dataset::{FashionMnistDataset, FashionMnistItem, Split, find_file};
 pub use error::DataError;

@@ -38,4 +38,26 @@ impl PatchStem {
     pub fn forward(&self, images: Tensor<3>) -> Tensor<3> {
         self.linear.forward(self.patches(images))
     }
+
+    /// The same patches, patch-major: [batch, H, W] -> [patches, batch, K*K] (contiguous), so
+    /// that the blocks can mix tokens and channels with single 2-D matrix products.
+    pub fn patches_token_major(&self, images: Tensor<3>) -> Tensor<3> {
+        let [batch, height, width] = images.dims();
+        let k = self.patch_size;
+        let (rows, cols) = (height / k, width / k);
+        images
+            .reshape([batch, rows, k, cols, k])
+            .permute([1, 3, 0, 2, 4]) // [rows, cols, batch, k, k]
+            .reshape([rows * cols, batch, k * k])
+    }
+
+    /// X for every image, patch-major: [batch, H, W] -> [patches, batch, dim].
+    pub fn forward_token_major(&self, images: Tensor<3>) -> Tensor<3> {
+        let patches = self.patches_token_major(images);
+        let [p, b, kk] = patches.dims();
+        let dim = self.linear.weight.dims()[1];
+        self.linear
+            .forward(patches.reshape([p * b, kk]))
+            .reshape([p, b, dim])
+    }
 }

@@ -83,7 +83,32 @@ impl RunDir {
         }
         std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))
     }
+
+    /// Deletes the temporary files (`.tmp-*`) that a process killed in the middle of
+    /// [`write_atomic`] left behind; the files they were to replace are intact. Returns how
+    /// many were removed.
+    pub fn remove_stale_temp_files(&self) -> usize {
+        let mut removed = 0;
+        for dir in [self.root.clone(), self.checkpoints()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with(TEMP_PREFIX)
+                    && entry.file_type().is_ok_and(|t| t.is_file())
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
 }
+
+/// How [`write_atomic`]'s temporary files are named.
+pub const TEMP_PREFIX: &str = ".tmp-";
 
 fn checkpoint_file(kind: &str, epoch: usize) -> String {
     format!("{kind}-{epoch}.bpk")
@@ -97,7 +122,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| TrainError::io(path, e))?;
     tmp.write_all(bytes).map_err(|e| TrainError::io(path, e))?;

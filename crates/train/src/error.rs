@@ -60,6 +60,22 @@ pub enum TrainError {
         /// What the decoder said.
         message: String,
     },
+    /// The loss became NaN or infinite; training stopped.
+    #[error("{}", diverged_message(at, checkpoint.as_deref()))]
+    Diverged {
+        /// Where.
+        at: crate::metrics::Divergence,
+        /// The newest checkpoint (from the last completed epoch), if any.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A picture could not be drawn.
+    #[error("{}: cannot draw the picture: {message}", path.display())]
+    Plot {
+        /// The picture file.
+        path: PathBuf,
+        /// What the plotting library said.
+        message: String,
+    },
     /// A test-set index beyond the end.
     #[error("test index {index} is out of range (the test set has {len} items)")]
     IndexOutOfRange {
@@ -81,4 +97,20 @@ impl TrainError {
             source,
         }
     }
+}
+
+fn diverged_message(at: &crate::metrics::Divergence, checkpoint: Option<&Path>) -> String {
+    let pass = if at.train { "training" } else { "test" };
+    let next = match checkpoint {
+        Some(path) => format!(
+            "the last good checkpoint, {}, is kept and loads (lower `lr` in config.json, then \
+             --resume continues from it)",
+            path.display()
+        ),
+        None => "no epoch had completed, so there is no checkpoint; lower the learning rate".into(),
+    };
+    format!(
+        "training diverged: the loss became {} at epoch {}, {pass} step {}; {next}",
+        at.loss, at.epoch, at.step
+    )
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use fashion_mixer_data::{FashionMnistBatcher, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use fashion_mixer_data::picture::decode_image;
+pub use fashion_mixer_data::picture::prepare_image;
+use fashion_mixer_data::{FashionMnistBatcher, IMAGE_PIXELS, NUM_CLASSES};
 use fashion_mixer_model::{Backend, Model};
 
 use crate::artifacts::RunDir;
@@ -100,92 +102,18 @@ pub fn top_k(probabilities: &[f32; NUM_CLASSES], k: usize) -> Vec<(usize, f32)> 
 }
 
 /// Reads an image file (PNG or JPEG, any size or colour) as a Fashion-MNIST-like input:
-/// transparent parts over white, greyscale, padded to a square with the background colour,
-/// resized to 28x28, and inverted when the background is light (Fashion-MNIST's is black).
+/// see [`fashion_mixer_data::picture::prepare_image`].
 pub fn load_image(path: &Path) -> Result<[u8; IMAGE_PIXELS], TrainError> {
-    let bad = |message: String| TrainError::BadImage {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    decode_image(&bytes).map_err(|message| TrainError::BadImage {
         path: path.to_path_buf(),
         message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-    let decoded = image::load_from_memory(&bytes).map_err(|e| bad(e.to_string()))?;
-    if decoded.width() == 0 || decoded.height() == 0 {
-        return Err(bad("the image has no pixels".into()));
-    }
-    Ok(prepare_image(&decoded))
-}
-
-/// The preparation [`load_image`] applies, on an already decoded image.
-pub fn prepare_image(decoded: &image::DynamicImage) -> [u8; IMAGE_PIXELS] {
-    use image::{GrayImage, Luma, imageops};
-
-    let rgba = decoded.to_rgba8();
-    let (w, h) = rgba.dimensions();
-    let grey = GrayImage::from_fn(w, h, |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let luma = 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b);
-        let alpha = f32::from(a) / 255.0;
-        Luma([(alpha * luma + (1.0 - alpha) * 255.0).round() as u8])
-    });
-
-    // The background is what the border mostly shows.
-    let border: Vec<u8> = (0..w)
-        .flat_map(|x| [(x, 0), (x, h - 1)])
-        .chain((0..h).flat_map(|y| [(0, y), (w - 1, y)]))
-        .map(|(x, y)| grey.get_pixel(x, y).0[0])
-        .collect();
-    let background =
-        (border.iter().map(|&v| u32::from(v)).sum::<u32>() / border.len() as u32) as u8;
-
-    let side = w.max(h);
-    let mut square = GrayImage::from_pixel(side, side, Luma([background]));
-    imageops::overlay(
-        &mut square,
-        &grey,
-        i64::from((side - w) / 2),
-        i64::from((side - h) / 2),
-    );
-    let small = imageops::resize(
-        &square,
-        IMAGE_SIDE as u32,
-        IMAGE_SIDE as u32,
-        imageops::FilterType::Triangle,
-    );
-    let invert = background > 127;
-    let mut out = [0u8; IMAGE_PIXELS];
-    for (o, p) in out.iter_mut().zip(small.pixels()) {
-        *o = if invert { 255 - p.0[0] } else { p.0[0] };
-    }
-    out
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{DynamicImage, Rgb, RgbImage};
-
-    #[test]
-    fn light_photo_becomes_dark_background_bright_object() {
-        // A 90x60 white picture with a dark grey rectangle in the middle.
-        let img = RgbImage::from_fn(90, 60, |x, y| {
-            if (30..60).contains(&x) && (15..45).contains(&y) {
-                Rgb([40, 40, 40])
-            } else {
-                Rgb([250, 250, 250])
-            }
-        });
-        let out = prepare_image(&DynamicImage::ImageRgb8(img));
-        assert!(out[0] < 10, "corner {}", out[0]); // background now near black
-        let centre = out[14 * IMAGE_SIDE + 14];
-        assert!(centre > 200, "centre {centre}"); // object now bright
-    }
-
-    #[test]
-    fn dark_background_is_kept() {
-        let img = RgbImage::from_fn(28, 28, |x, _| Rgb([if x < 14 { 0 } else { 200 }; 3]));
-        let out = prepare_image(&DynamicImage::ImageRgb8(img));
-        assert!(out[0] < 5 && out[27] > 150, "{} {}", out[0], out[27]);
-    }
 
     #[test]
     fn not_an_image_names_the_file() {

@@ -11,6 +11,9 @@ pub mod evaluation;
 pub mod inference;
 pub mod metrics;
 mod renderer;
+pub mod report;
+mod signals;
+pub mod sweep;
 pub mod training;
 
 pub use artifacts::RunDir;

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use burn::train::Interrupter;
 
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
@@ -120,8 +123,26 @@ pub fn record_epoch(path: &Path, row: EpochMetrics) -> Result<(), TrainError> {
     write_metrics(path, &rows)
 }
 
+/// Where the loss stopped being a finite number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Divergence {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based step (batch) within the epoch's pass.
+    pub step: usize,
+    /// In the training pass (else the test pass).
+    pub train: bool,
+    /// The loss value (NaN or infinite).
+    pub loss: f64,
+}
+
+/// Shared between the logger, which detects a divergence, and the code that launched training.
+pub type DivergenceSlot = Arc<Mutex<Option<Divergence>>>;
+
 /// A Burn metric logger that keeps each epoch's final loss, accuracy and learning rate, and
-/// writes the epoch's row to `metrics.csv` when its test pass ends.
+/// writes the epoch's row to `metrics.csv` when its test pass ends. With an [`Interrupter`], it
+/// also stops training when the loss becomes NaN or infinite, and writes no row for an epoch
+/// that was cut short.
 pub struct CsvMetricLogger {
     path: PathBuf,
     names: HashMap<MetricId, String>,
@@ -129,6 +150,9 @@ pub struct CsvMetricLogger {
     epoch_start: Instant,
     total_epochs: usize,
     echo: bool,
+    interrupter: Option<Interrupter>,
+    steps: [usize; 2],
+    divergence: DivergenceSlot,
 }
 
 impl CsvMetricLogger {
@@ -141,7 +165,26 @@ impl CsvMetricLogger {
             epoch_start: Instant::now(),
             total_epochs,
             echo,
+            interrupter: None,
+            steps: [0, 0],
+            divergence: DivergenceSlot::default(),
         }
+    }
+
+    /// Watches the loss and stops `interrupter` when it is not finite (the place is put in
+    /// `divergence`); rows of epochs that `interrupter` cut short are not written.
+    pub fn with_interrupter(
+        mut self,
+        interrupter: Interrupter,
+        divergence: DivergenceSlot,
+    ) -> Self {
+        self.interrupter = Some(interrupter);
+        self.divergence = divergence;
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.interrupter.as_ref().is_some_and(|i| i.should_stop())
     }
 
     fn value(&self, train: bool, name: &str) -> f64 {
@@ -153,16 +196,34 @@ impl CsvMetricLogger {
 }
 
 impl MetricLogger for CsvMetricLogger {
-    fn log(&mut self, update: MetricsUpdate, _epoch: usize, split: &Split) {
+    fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
         let train = match split {
             Split::Train => true,
             Split::Valid => false,
             Split::Test(_) => return,
         };
+        self.steps[usize::from(train)] += 1;
         for numeric in update.entries_numeric {
             let Some(name) = self.names.get(&numeric.entry.metric_id) else {
                 continue;
             };
+            if name == "Loss"
+                && let Some(interrupter) = &self.interrupter
+                && let Some(loss) = numeric.numeric_entry.as_ref().map(NumericEntry::current)
+                && !loss.is_finite()
+            {
+                let mut slot = self.divergence.lock().expect("not poisoned");
+                if slot.is_none() {
+                    let step = self.steps[usize::from(train)];
+                    *slot = Some(Divergence {
+                        epoch,
+                        step,
+                        train,
+                        loss,
+                    });
+                    interrupter.stop(Some("the loss is not a finite number"));
+                }
+            }
             // The epoch's final value when this is the end-of-epoch update; otherwise the
             // running mean so far.
             let value = match (&numeric.numeric_entry, &numeric.running_entry) {
@@ -191,6 +252,12 @@ impl MetricLogger for CsvMetricLogger {
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
         if !matches!(summary.split, Split::Valid) {
+            return;
+        }
+        self.steps = [0, 0];
+        if self.stopped() {
+            // Cut short (Ctrl-C, or the loss diverged): not a completed epoch.
+            self.values.clear();
             return;
         }
         let row = EpochMetrics {

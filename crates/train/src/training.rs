@@ -8,14 +8,16 @@ use burn::module::Module;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 
 use crate::artifacts::{AtomicFileCheckpointer, RunDir, write_atomic};
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
-use crate::metrics::{CsvMetricLogger, EpochMetrics, read_metrics};
+use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochMetrics, read_metrics};
 use crate::renderer::PlainRenderer;
+use crate::report::{ReportFiles, report_run};
+use crate::signals::StopOnSignals;
 
 /// How to run a training, beyond its configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct TrainReport {
     pub already_finished: bool,
     /// Training was stopped before its last epoch (Ctrl-C in the dashboard).
     pub interrupted: bool,
+    /// The report written at the end (`report.md` and its pictures); `None` when nothing ran.
+    pub report: Option<ReportFiles>,
 }
 
 /// Reads a run's `config.json`.
@@ -101,6 +105,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
             });
         }
         let config = load_config(run)?;
+        run.remove_stale_temp_files();
         let checkpoint = run.last_checkpoint();
         if checkpoint.is_some_and(|epoch| epoch >= config.epochs) && run.model().is_file() {
             return Ok(TrainReport {
@@ -109,6 +114,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
                 config,
                 already_finished: true,
                 interrupted: false,
+                report: None,
             });
         }
         (config, checkpoint)
@@ -142,21 +148,24 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         }
     };
     let train_items = train_set.len();
+    let splits = (train_set.clone(), test_set.clone());
     let loader_train = loader(true).build(train_set);
     let loader_test = loader(false).build(test_set);
 
     let checkpoints = run.checkpoints();
+    let interrupter = Interrupter::new();
+    let divergence = DivergenceSlot::default();
     let mut training = SupervisedTraining::new(run.root(), loader_train, loader_test)
+        .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(CpuUse::new())
         .metric_train_numeric(CpuMemory::new())
         .with_metric_logger(FileMetricLogger::new(run.root()))
-        .with_metric_logger(CsvMetricLogger::new(
-            run.metrics(),
-            config.epochs,
-            !options.tui,
-        ))
+        .with_metric_logger(
+            CsvMetricLogger::new(run.metrics(), config.epochs, !options.tui)
+                .with_interrupter(interrupter.clone(), divergence.clone()),
+        )
         .with_custom_checkpointers(
             AtomicFileCheckpointer::new(&checkpoints, "model")?,
             AtomicFileCheckpointer::new(&checkpoints, "optim")?,
@@ -180,9 +189,23 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         training = training.checkpoint(epoch);
     }
 
+    let signals = StopOnSignals::install(interrupter, options.tui)
+        .map_err(|e| TrainError::Training(format!("cannot install the Ctrl-C handler: {e}")))?;
     let result = training.launch(Learner::new(model, config.optimizer(), config.lr));
+    drop(signals);
     if let Some(error) = result.error {
         return Err(TrainError::Training(error.to_string()));
+    }
+    let diverged = *divergence.lock().expect("not poisoned");
+    if let Some(at) = diverged {
+        // The record of the last good epoch stays; report on it, then say what happened.
+        report_run(run, Some((&splits.0, &splits.1)))?;
+        return Err(TrainError::Diverged {
+            at,
+            checkpoint: run
+                .last_checkpoint()
+                .map(|epoch| run.checkpoint_model(epoch)),
+        });
     }
     let interrupted = result.interrupted.is_some();
     if !interrupted {
@@ -196,11 +219,14 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
             })?;
         write_atomic(&run.model(), &bytes)?;
     }
+    // Pictures and report.md, for finished and interrupted runs alike.
+    let report = report_run(run, Some((&splits.0, &splits.1)))?;
     Ok(TrainReport {
         history: read_metrics(&run.metrics())?,
         config,
         first_epoch,
         already_finished: false,
         interrupted,
+        report: Some(report),
     })
 }

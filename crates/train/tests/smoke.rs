@@ -34,6 +34,11 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize) {
         run.model(),
         run.metrics(),
         run.checkpoint_model(2),
+        run.eval(),
+        run.root().join("report.md"),
+        run.root().join("loss.png"),
+        run.root().join("accuracy.png"),
+        run.root().join("confusion.png"),
     ] {
         assert!(path.is_file(), "missing {}", path.display());
     }

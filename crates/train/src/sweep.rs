@@ -1,0 +1,314 @@
+//! Named grids of training runs (the reference report's comparisons), each run its own folder,
+//! then `summary.md` and `summary.png` comparing them. An interrupted sweep, run again, skips
+//! the runs that finished and resumes the one that did not.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use fashion_mixer_model::Backend;
+
+use crate::artifacts::{RunDir, write_atomic};
+use crate::config::{OptimizerKind, TrainingConfig};
+use crate::error::TrainError;
+use crate::metrics::{EpochMetrics, read_metrics};
+use crate::report::{Series, line_chart, y_range};
+use crate::training::{TrainOptions, load_config, train};
+
+/// The grids `sweep --grid` knows.
+pub const GRIDS: [&str; 3] = ["optimizers", "batch", "smoke"];
+
+/// One run of a grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRun {
+    /// Its folder's name inside the sweep's folder.
+    pub name: String,
+    /// The settings the grid varies, as (name, value) for the summary table.
+    pub varied: Vec<(&'static str, String)>,
+    /// The full configuration.
+    pub config: TrainingConfig,
+}
+
+fn run(name: &str, config: TrainingConfig) -> SweepRun {
+    let mut varied = vec![
+        ("optimizer", config.optimizer.name().to_string()),
+        ("lr", format!("{}", config.lr)),
+    ];
+    if config.optimizer == OptimizerKind::Sgd {
+        varied.push(("momentum", format!("{}", config.momentum)));
+    }
+    if config.weight_decay > 0.0 {
+        varied.push(("weight decay", format!("{}", config.weight_decay)));
+    }
+    varied.push(("batch", config.batch_size.to_string()));
+    SweepRun {
+        name: name.to_string(),
+        varied,
+        config,
+    }
+}
+
+/// The runs of grid `name` (the coursework model throughout), or `None` for an unknown name.
+pub fn grid(name: &str) -> Option<Vec<SweepRun>> {
+    let base = TrainingConfig::new;
+    let runs = match name {
+        "optimizers" => vec![
+            run(
+                "sgd-lr0.01",
+                base()
+                    .with_optimizer(OptimizerKind::Sgd)
+                    .with_lr(0.01)
+                    .with_momentum(0.0),
+            ),
+            run(
+                "sgd-lr0.01-momentum0.9",
+                base()
+                    .with_optimizer(OptimizerKind::Sgd)
+                    .with_lr(0.01)
+                    .with_momentum(0.9),
+            ),
+            run("adam-lr0.001", base().with_lr(1e-3)),
+            run("adam-lr0.01", base().with_lr(1e-2)),
+            run(
+                "adamw-lr0.001",
+                base()
+                    .with_optimizer(OptimizerKind::AdamW)
+                    .with_lr(1e-3)
+                    .with_weight_decay(1e-2),
+            ),
+        ],
+        "batch" => [64, 256, 1024]
+            .into_iter()
+            .map(|b| run(&format!("adam-batch{b}"), base().with_batch_size(b)))
+            .collect(),
+        "smoke" => vec![
+            run(
+                "adam",
+                base()
+                    .with_epochs(1)
+                    .with_limit_train(Some(1024))
+                    .with_limit_test(Some(1024)),
+            ),
+            run(
+                "sgd-momentum0.9",
+                base()
+                    .with_optimizer(OptimizerKind::Sgd)
+                    .with_lr(0.01)
+                    .with_momentum(0.9)
+                    .with_epochs(1)
+                    .with_limit_train(Some(1024))
+                    .with_limit_test(Some(1024)),
+            ),
+        ],
+        _ => return None,
+    };
+    Some(runs)
+}
+
+/// Settings applied to every run of a grid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepOverrides {
+    /// Epochs per run.
+    pub epochs: Option<usize>,
+    /// Training items per run.
+    pub limit_train: Option<usize>,
+    /// Backend.
+    pub backend: Option<Backend>,
+}
+
+/// How one run of a sweep went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepOutcome {
+    /// The run.
+    pub run: SweepRun,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// `skipped` (finished before), `resumed`, `trained`, or `interrupted`.
+    pub status: &'static str,
+    /// Its `metrics.csv`.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// What [`sweep`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepReport {
+    /// One entry per run reached, in grid order.
+    pub outcomes: Vec<SweepOutcome>,
+    /// A run was interrupted; the ones after it did not start.
+    pub interrupted: bool,
+    /// `summary.md`.
+    pub summary: PathBuf,
+    /// `summary.png`.
+    pub picture: PathBuf,
+}
+
+fn finished(run: &RunDir) -> bool {
+    let Ok(config) = load_config(run) else {
+        return false;
+    };
+    run.model().is_file() && run.last_checkpoint().is_some_and(|e| e >= config.epochs)
+}
+
+/// Runs every run of `runs` in `root/<run.name>/` in turn (skipping finished ones, resuming a
+/// started one), then writes `root/summary.md` and `root/summary.png`.
+pub fn sweep(
+    root: &Path,
+    runs: &[SweepRun],
+    overrides: &SweepOverrides,
+    data_dir: &Path,
+) -> Result<SweepReport, TrainError> {
+    std::fs::create_dir_all(root).map_err(|e| TrainError::io(root, e))?;
+    let mut outcomes = Vec::new();
+    let mut interrupted = false;
+    for (i, sweep_run) in runs.iter().enumerate() {
+        let mut sweep_run = sweep_run.clone();
+        let config = &mut sweep_run.config;
+        if let Some(epochs) = overrides.epochs {
+            config.epochs = epochs;
+        }
+        if overrides.limit_train.is_some() {
+            config.limit_train = overrides.limit_train;
+        }
+        if let Some(backend) = overrides.backend {
+            config.backend = backend;
+        }
+        let dir = root.join(&sweep_run.name);
+        let run = RunDir::new(&dir);
+        println!("== run {}/{}: {} ==", i + 1, runs.len(), sweep_run.name);
+        let status = if finished(&run) {
+            println!("finished before; skipped");
+            "skipped"
+        } else {
+            let resume = run.config().is_file();
+            let options = TrainOptions {
+                run: run.clone(),
+                data_dir: data_dir.to_path_buf(),
+                resume,
+                tui: false,
+            };
+            let report = train(sweep_run.config.clone(), &options)?;
+            if report.interrupted {
+                interrupted = true;
+                "interrupted"
+            } else if resume {
+                "resumed"
+            } else {
+                "trained"
+            }
+        };
+        // The config that ran (a resumed run keeps its own).
+        if let Ok(config) = load_config(&run) {
+            sweep_run.config = config;
+        }
+        outcomes.push(SweepOutcome {
+            history: read_metrics(&run.metrics())?,
+            run: sweep_run,
+            dir,
+            status,
+        });
+        if interrupted {
+            break;
+        }
+    }
+    let (summary, picture) = write_summary(root, &outcomes)?;
+    Ok(SweepReport {
+        outcomes,
+        interrupted,
+        summary,
+        picture,
+    })
+}
+
+/// Writes `summary.md` (one row per run) and `summary.png` (test accuracy per epoch).
+pub fn write_summary(
+    root: &Path,
+    outcomes: &[SweepOutcome],
+) -> Result<(PathBuf, PathBuf), TrainError> {
+    let series: Vec<Series> = outcomes
+        .iter()
+        .map(|o| Series {
+            label: o.run.name.clone(),
+            points: o
+                .history
+                .iter()
+                .map(|m| (m.epoch as f64, 100.0 * m.test_accuracy))
+                .collect(),
+        })
+        .collect();
+    let picture = root.join("summary.png");
+    let png = line_chart(
+        "Test accuracy per epoch",
+        "test accuracy (%)",
+        &series,
+        y_range(&series, 0.0..100.0),
+    )
+    .map_err(|message| TrainError::Plot {
+        path: picture.clone(),
+        message,
+    })?;
+    write_atomic(&picture, &png)?;
+
+    let mut keys: Vec<&'static str> = Vec::new();
+    for o in outcomes {
+        for (k, _) in &o.run.varied {
+            if !keys.contains(k) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut md = String::from("# Sweep summary\n\n");
+    let _ = writeln!(
+        md,
+        "Coursework model (K=7, d=128, token 64, channel 256, depth 2), seed 42, one row per \
+         run; accuracies from each run's `metrics.csv`.\n"
+    );
+    let _ = write!(md, "| run |");
+    for k in &keys {
+        let _ = write!(md, " {k} |");
+    }
+    let _ = writeln!(
+        md,
+        " epochs | final test acc | best test acc (epoch) | final train acc | s/epoch |"
+    );
+    let _ = writeln!(md, "|{}", "---|".repeat(keys.len() + 6));
+    for o in outcomes {
+        let _ = write!(md, "| {} |", o.run.name);
+        for k in &keys {
+            let value = o
+                .run
+                .varied
+                .iter()
+                .find(|(name, _)| name == k)
+                .map_or("-", |(_, v)| v.as_str());
+            let _ = write!(md, " {value} |");
+        }
+        match (
+            o.history.last(),
+            o.history
+                .iter()
+                .max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy)),
+        ) {
+            (Some(last), Some(best)) => {
+                let mut secs: Vec<f64> = o.history.iter().map(|m| m.epoch_seconds).collect();
+                secs.sort_by(f64::total_cmp);
+                let _ = writeln!(
+                    md,
+                    " {}/{} | {:.2}% | {:.2}% ({}) | {:.2}% | {:.1} |",
+                    last.epoch,
+                    o.run.config.epochs,
+                    100.0 * last.test_accuracy,
+                    100.0 * best.test_accuracy,
+                    best.epoch,
+                    100.0 * last.train_accuracy,
+                    secs[secs.len() / 2]
+                );
+            }
+            _ => {
+                let _ = writeln!(md, " 0/{} | - | - | - | - |", o.run.config.epochs);
+            }
+        }
+    }
+    let _ = writeln!(md, "\n![test accuracy per epoch](summary.png)");
+    let summary = root.join("summary.md");
+    write_atomic(&summary, md.as_bytes())?;
+    Ok((summary, picture))
+}

@@ -1,0 +1,333 @@
+//! Bad input, through the real `xtask` binary: every case ends with exit code 2 and one line on
+//! stderr naming the file (or setting) and the problem; no panic text, no backtrace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::module::Module;
+use burn::prelude::Device;
+use fashion_mixer_data::{Split, idx, synthetic};
+use fashion_mixer_model::ModelConfig;
+use fashion_mixer_train::artifacts::write_atomic;
+use fashion_mixer_train::training::save_config;
+use fashion_mixer_train::{RunDir, TrainingConfig};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env_remove("FASHION_MNIST_DIR")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+/// Exit code 2, exactly one line on stderr holding every needle, no panic, no backtrace.
+fn assert_user_error(case: &str, out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{case}: {stderr}");
+    assert!(stderr.starts_with("error: "), "{case}: {stderr}");
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "stack backtrace"] {
+        assert!(!stderr.contains(bad), "{case}: {stderr}");
+    }
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{case}: missing {needle:?} in: {stderr}"
+        );
+    }
+}
+
+/// A data set of `n` items per split (raw IDX), valid until a case breaks one file.
+fn write_dataset(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for split in Split::ALL {
+        let [images, labels] = split.file_stems();
+        let label_values: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(
+            dir.join(images),
+            idx::encode_images(n, 28, 28, &vec![7u8; n * 784]),
+        )
+        .unwrap();
+        std::fs::write(dir.join(labels), idx::encode_labels(&label_values)).unwrap();
+    }
+}
+
+#[test]
+fn broken_idx_files_are_named_with_their_defect() {
+    const IMAGES: &str = "train-images-idx3-ubyte";
+    const LABELS: &str = "train-labels-idx1-ubyte";
+    type Breaker = fn(&Path);
+    let cases: Vec<(&str, Breaker, &str, &str)> = vec![
+        (
+            "wrong magic",
+            |d| {
+                std::fs::write(d.join(LABELS), idx::encode_images(4, 28, 28, &[0; 4 * 784]))
+                    .unwrap()
+            },
+            LABELS,
+            "expected magic 0x00000801, found 0x00000803",
+        ),
+        (
+            "truncated payload",
+            |d| {
+                let bytes = std::fs::read(d.join(IMAGES)).unwrap();
+                std::fs::write(d.join(IMAGES), &bytes[..bytes.len() - 100]).unwrap();
+            },
+            IMAGES,
+            "truncated payload",
+        ),
+        (
+            "truncated header",
+            |d| std::fs::write(d.join(IMAGES), [0u8, 0, 8, 3, 0, 0]).unwrap(),
+            IMAGES,
+            "truncated header",
+        ),
+        (
+            "trailing bytes",
+            |d| {
+                let mut bytes = std::fs::read(d.join(LABELS)).unwrap();
+                bytes.extend([1, 2, 3]);
+                std::fs::write(d.join(LABELS), bytes).unwrap();
+            },
+            LABELS,
+            "3 trailing bytes",
+        ),
+        (
+            "count mismatch",
+            |d| std::fs::write(d.join(LABELS), idx::encode_labels(&[1, 2, 3])).unwrap(),
+            IMAGES,
+            "4 images but",
+        ),
+        (
+            "label out of range",
+            |d| std::fs::write(d.join(LABELS), idx::encode_labels(&[1, 2, 10, 3])).unwrap(),
+            LABELS,
+            "label 10 at index 2 is out of range",
+        ),
+        (
+            "not 28x28",
+            |d| {
+                let bytes = idx::encode_images(4, 27, 27, &[0; 4 * 27 * 27]);
+                std::fs::write(d.join(IMAGES), bytes).unwrap();
+            },
+            IMAGES,
+            "images are 27x27, expected 28x28",
+        ),
+        (
+            "empty file",
+            |d| std::fs::write(d.join(IMAGES), b"").unwrap(),
+            IMAGES,
+            "the file is empty",
+        ),
+        (
+            ".gz that is not gzip",
+            |d| {
+                std::fs::remove_file(d.join(IMAGES)).unwrap();
+                std::fs::write(d.join(format!("{IMAGES}.gz")), b"plain text, not gzip").unwrap();
+            },
+            "train-images-idx3-ubyte.gz",
+            "named .gz but is not gzip data",
+        ),
+        (
+            "corrupt gzip",
+            |d| {
+                std::fs::remove_file(d.join(IMAGES)).unwrap();
+                let mut bytes = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+                bytes.extend([0xff; 20]);
+                std::fs::write(d.join(format!("{IMAGES}.gz")), bytes).unwrap();
+            },
+            "train-images-idx3-ubyte.gz",
+            "corrupt gzip data",
+        ),
+    ];
+    for (case, breaker, file, problem) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        write_dataset(tmp.path(), 4);
+        breaker(tmp.path());
+        let dir = tmp.path().to_str().unwrap();
+        for command in [
+            vec!["data", "info", "--data-dir", dir],
+            vec!["train", "--no-tui", "--epochs", "1", "--data-dir", dir],
+        ] {
+            let mut args = command.clone();
+            let run = tmp.path().join("run");
+            if command[0] == "train" {
+                args.extend(["--artifacts", run.to_str().unwrap()]);
+            }
+            let out = xtask(&args);
+            assert_user_error(&format!("{case} ({})", command[0]), &out, &[file, problem]);
+            assert!(
+                !run.exists(),
+                "{case}: a failed start left {}",
+                run.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_data_directory_says_where_it_looked() {
+    let out = xtask(&["data", "info", "--data-dir", "/nonexistent/fashion"]);
+    assert_user_error(
+        "missing dir",
+        &out,
+        &["/nonexistent/fashion (no such directory)"],
+    );
+}
+
+/// A run folder with config.json (model of width `dim`) and a freshly initialised record.
+fn make_run(dir: &Path, dim: usize) -> RunDir {
+    let run = RunDir::new(dir);
+    run.create().unwrap();
+    let config = TrainingConfig::new().with_model(
+        ModelConfig::new()
+            .with_dim(dim)
+            .with_token_hidden(8)
+            .with_channel_hidden(16),
+    );
+    save_config(&run, &config).unwrap();
+    let model = config.model.init(&Device::flex()).unwrap();
+    write_atomic(&run.model(), &model.into_record().into_bytes().unwrap()).unwrap();
+    run
+}
+
+/// Runs `eval` and `infer` on the run in `dir` and expects the same error from both.
+fn assert_run_error(case: &str, dir: &Path, needles: &[&str]) {
+    let data = dir.parent().unwrap().join("data");
+    if !data.exists() {
+        synthetic::write_idx_dir(&data, 16, 16).unwrap();
+    }
+    let (dir_s, data_s) = (dir.to_str().unwrap(), data.to_str().unwrap());
+    for args in [
+        vec!["eval", "--artifacts", dir_s, "--data-dir", data_s],
+        vec![
+            "infer",
+            "--artifacts",
+            dir_s,
+            "--data-dir",
+            data_s,
+            "--index",
+            "0",
+        ],
+    ] {
+        assert_user_error(&format!("{case} ({})", args[0]), &xtask(&args), needles);
+    }
+}
+
+#[test]
+fn broken_config_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = make_run(&tmp.path().join("run"), 8);
+    std::fs::write(run.config(), "{ this is not json").unwrap();
+    assert_run_error(
+        "config not JSON",
+        run.root(),
+        &["config.json", "not a valid training configuration"],
+    );
+    std::fs::write(run.config(), r#"{"epochs": 3}"#).unwrap();
+    assert_run_error(
+        "config missing fields",
+        run.root(),
+        &["config.json", "missing field"],
+    );
+}
+
+#[test]
+fn records_that_do_not_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A record trained with dim 16 beside a config.json that says dim 8.
+    let run = make_run(&tmp.path().join("run"), 8);
+    let other = make_run(&tmp.path().join("other"), 16);
+    std::fs::copy(other.model(), run.model()).unwrap();
+    assert_run_error(
+        "config/record mismatch",
+        run.root(),
+        &["model.bpk", "cannot load the model record"],
+    );
+
+    let bytes = std::fs::read(other.model()).unwrap();
+    let run = make_run(&tmp.path().join("truncated"), 16);
+    std::fs::write(run.model(), &bytes[..bytes.len() / 2]).unwrap();
+    assert_run_error(
+        "truncated record",
+        run.root(),
+        &["model.bpk", "cannot load the model record"],
+    );
+
+    let run = make_run(&tmp.path().join("empty"), 16);
+    std::fs::write(run.model(), b"").unwrap();
+    assert_run_error(
+        "zero-byte record",
+        run.root(),
+        &["model.bpk", "cannot load the model record"],
+    );
+}
+
+#[test]
+fn a_file_that_is_not_an_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = make_run(&tmp.path().join("run"), 8);
+    let fake = tmp.path().join("shirt.png");
+    std::fs::write(&fake, "definitely not a PNG").unwrap();
+    let out = xtask(&[
+        "infer",
+        "--artifacts",
+        run.root().to_str().unwrap(),
+        fake.to_str().unwrap(),
+    ]);
+    assert_user_error("not an image", &out, &["shirt.png", "not a readable image"]);
+}
+
+#[test]
+fn bad_settings_and_unusable_artifacts_dirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 16, 16).unwrap();
+    let data_s = data.to_str().unwrap();
+    let a_file = tmp.path().join("a-file");
+    std::fs::write(&a_file, "x").unwrap();
+    let run = tmp.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let unwritable = unwritable_dir(tmp.path());
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["--batch-size", "0", "--artifacts", run_s],
+            vec!["batch_size must be at least 1".into()],
+        ),
+        (
+            vec!["--patch-size", "5", "--artifacts", run_s],
+            vec!["patch size 5 does not divide the image side 28".into()],
+        ),
+        (
+            vec!["--artifacts", a_file.to_str().unwrap()],
+            vec!["a-file".into(), "not a directory".into()],
+        ),
+        (
+            vec!["--artifacts", unwritable.to_str().unwrap()],
+            vec![unwritable.display().to_string()],
+        ),
+    ];
+    for (flags, needles) in cases {
+        let mut args = vec!["train", "--no-tui", "--epochs", "1", "--data-dir", data_s];
+        args.extend(&flags);
+        let out = xtask(&args);
+        let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+        assert_user_error(&format!("train {flags:?}"), &out, &needles);
+    }
+    assert!(!run.exists());
+    assert_eq!(std::fs::read(&a_file).unwrap(), b"x");
+}
+
+/// A path where the artifacts folder cannot be created: under a read-only folder, or (where
+/// permissions do not bind, as for root) under `/proc`, which refuses new folders to everyone.
+fn unwritable_dir(tmp: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let locked = tmp.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    if std::fs::create_dir(locked.join("probe")).is_err() {
+        return locked.join("run");
+    }
+    PathBuf::from("/proc/fashion-mixer-run")
+}

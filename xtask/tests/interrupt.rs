@@ -1,0 +1,253 @@
+//! Interrupted and failing training runs, through the real binary: SIGKILL and SIGINT in the
+//! middle of an epoch, and a loss that becomes NaN. Nothing completed is lost, nothing torn is
+//! left, and `--resume` carries on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::prelude::Device;
+use burn::store::ModuleRecord;
+use fashion_mixer_data::synthetic;
+use fashion_mixer_train::RunDir;
+use fashion_mixer_train::artifacts::TEMP_PREFIX;
+use fashion_mixer_train::metrics::{EpochMetrics, read_metrics};
+use fashion_mixer_train::training::load_config;
+
+fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.env_remove("FASHION_MNIST_DIR");
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    run: RunDir,
+}
+
+impl Fixture {
+    fn new(n_train: usize, n_test: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        synthetic::write_idx_dir(&data, n_train, n_test).unwrap();
+        let run = RunDir::new(tmp.path().join("run"));
+        Self {
+            _tmp: tmp,
+            data,
+            run,
+        }
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "train",
+            "--no-tui",
+            "--data-dir",
+            self.data.to_str().unwrap(),
+            "--artifacts",
+            self.run.root().to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if !extra.contains(&"--resume") {
+            // A resumed run takes everything from its config.json.
+            args.extend(["--backend".to_string(), "flex".to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn spawn(&self, extra: &[&str]) -> Child {
+        xtask()
+            .args(self.args(extra))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        xtask().args(self.args(extra)).output().unwrap()
+    }
+
+    /// Waits until epoch 1's row and checkpoint are on disk, then a further 40% of epoch 1's
+    /// duration, so that the child is in the middle of epoch 2.
+    fn wait_into_epoch_two(&self, child: &mut Child) -> EpochMetrics {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let first = loop {
+            let rows = read_metrics(&self.run.metrics()).unwrap_or_default();
+            if rows.len() == 1 && self.run.last_checkpoint() == Some(1) {
+                break rows[0];
+            }
+            assert!(child.try_wait().unwrap().is_none(), "training ended early");
+            assert!(Instant::now() < deadline, "epoch 1 never completed");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        std::thread::sleep(Duration::from_secs_f64(first.epoch_seconds * 0.4));
+        assert!(child.try_wait().unwrap().is_none(), "training ended early");
+        first
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+        })
+        .collect()
+}
+
+/// The record at `path` loads into the run's model.
+fn assert_record_loads(run: &RunDir, path: &Path) {
+    let config = load_config(run).unwrap();
+    let record = ModuleRecord::load(path).unwrap();
+    config
+        .model
+        .init(&Device::flex())
+        .unwrap()
+        .try_load_record(record)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Epochs of about a second or two here: long enough to stop the run inside one.
+const ITEMS: usize = 6000;
+
+#[test]
+fn sigkill_in_the_middle_of_an_epoch_then_resume() {
+    let f = Fixture::new(ITEMS, 500);
+    let mut child = f.spawn(&["--epochs", "3", "--batch-size", "64"]);
+    let first = f.wait_into_epoch_two(&mut child);
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    assert!(!child.wait().unwrap().success());
+
+    // Everything on disk is whole: metrics.csv parses with epoch 1 only, the checkpoint
+    // loads; a temporary file may remain only if the kill hit a write, and resume removes it.
+    let rows = read_metrics(&f.run.metrics()).unwrap();
+    assert_eq!(rows, vec![first], "killed inside epoch 2");
+    assert_record_loads(&f.run, &f.run.checkpoint_model(1));
+    assert!(!f.run.model().exists());
+
+    let out = f.run(&["--resume"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = read_metrics(&f.run.metrics()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(rows[0], first, "row 1 is kept exactly");
+    assert_record_loads(&f.run, &f.run.model());
+    let temps = temp_files(f.run.root());
+    assert!(temps.is_empty(), "half-written files left: {temps:?}");
+}
+
+#[test]
+fn sigint_stops_cleanly_and_resume_continues() {
+    let f = Fixture::new(ITEMS, 500);
+    let mut child = f.spawn(&["--epochs", "3", "--batch-size", "64"]);
+    let first = f.wait_into_epoch_two(&mut child);
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.contains("stopped after epoch 1/3"), "{stdout}");
+    assert!(stdout.contains("--resume"), "{stdout}");
+
+    // Epoch 1 is saved whole; the abandoned epoch 2 left no row, no checkpoint, no record.
+    assert_eq!(read_metrics(&f.run.metrics()).unwrap(), vec![first]);
+    assert_eq!(f.run.last_checkpoint(), Some(1));
+    assert_record_loads(&f.run, &f.run.checkpoint_model(1));
+    assert!(!f.run.model().exists());
+    assert!(f.run.root().join("report.md").is_file());
+    assert!(temp_files(f.run.root()).is_empty());
+
+    let out = f.run(&["--resume"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = read_metrics(&f.run.metrics()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(rows[0], first);
+    assert!(f.run.model().is_file());
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_message() {
+    // From scratch: SGD at lr 1e3 blows up within the first epoch; there is no checkpoint.
+    let f = Fixture::new(512, 64);
+    let out = f.run(&[
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1000",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for needle in [
+        "training diverged",
+        "at epoch 1, training step",
+        "no checkpoint",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?}: {stderr}");
+    }
+    assert!(read_metrics(&f.run.metrics()).unwrap().is_empty());
+    assert!(!f.run.model().exists());
+}
+
+#[test]
+fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
+    let f = Fixture::new(512, 64);
+    let out = f.run(&["--epochs", "1", "--batch-size", "16"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let good = read_metrics(&f.run.metrics()).unwrap();
+    let record_before = std::fs::read(f.run.model()).unwrap();
+
+    // The user raises the learning rate absurdly and asks for one more epoch.
+    let mut config = load_config(&f.run).unwrap();
+    config.epochs = 2;
+    config.lr = 1e3;
+    config.optimizer = fashion_mixer_train::OptimizerKind::Sgd;
+    std::fs::write(
+        f.run.config(),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let out = f.run(&["--resume"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "training diverged",
+        "at epoch 2, training step",
+        "model-1.bpk",
+        "loads",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?}: {stderr}");
+    }
+    assert_eq!(read_metrics(&f.run.metrics()).unwrap(), good);
+    assert_record_loads(&f.run, &f.run.checkpoint_model(1));
+    assert_eq!(std::fs::read(f.run.model()).unwrap(), record_before);
+}
