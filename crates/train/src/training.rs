@@ -207,7 +207,11 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
                 .map(|epoch| run.checkpoint_model(epoch)),
         });
     }
-    let interrupted = result.interrupted.is_some();
+    // Interrupted: the Learner says so, or (the dashboard resets its stop flag when it closes)
+    // fewer epochs than configured have a row. Only a complete run gets `model.bpk`.
+    let history = read_metrics(&run.metrics())?;
+    let completed = history.last().map_or(0, |m| m.epoch);
+    let interrupted = result.interrupted.is_some() || completed < config.epochs;
     if !interrupted {
         let bytes = result
             .model
@@ -222,7 +226,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     // Pictures and report.md, for finished and interrupted runs alike.
     let report = report_run(run, Some((&splits.0, &splits.1)))?;
     Ok(TrainReport {
-        history: read_metrics(&run.metrics())?,
+        history,
         config,
         first_epoch,
         already_finished: false,
