@@ -2,7 +2,6 @@
 //! stderr naming the file (or setting) and the problem; no panic text, no backtrace.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use burn::module::Module;
 use burn::prelude::Device;
@@ -12,31 +11,8 @@ use fashion_mixer_train::artifacts::write_atomic;
 use fashion_mixer_train::training::save_config;
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env_remove("FASHION_MNIST_DIR")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
-}
-
-/// Exit code 2, exactly one line on stderr holding every needle, no panic, no backtrace.
-fn assert_user_error(case: &str, out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{case}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{case}: {stderr}");
-    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "stack backtrace"] {
-        assert!(!stderr.contains(bad), "{case}: {stderr}");
-    }
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{case}: missing {needle:?} in: {stderr}"
-        );
-    }
-}
+mod common;
+use common::{assert_user_error, xtask};
 
 /// A data set of `n` items per split (raw IDX), valid until a case breaks one file.
 fn write_dataset(dir: &Path, n: usize) {

@@ -1,36 +1,19 @@
 //! Drives the real `xtask` binary: output on success, one-line errors and exit code 2 on failure.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fashion_mixer_data::{Split, idx};
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env_remove("FASHION_MNIST_DIR")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
+mod common;
+use common::xtask;
+
+fn assert_user_error(out: &Output, needles: &[&str]) {
+    common::assert_user_error("cli", out, needles);
 }
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Asserts a user error: exit code 2, one line on stderr that contains each of `needles`,
-/// no panic and no backtrace.
-fn assert_user_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "stderr: {stderr}");
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
-    for needle in needles {
-        assert!(stderr.contains(needle), "missing {needle:?} in: {stderr}");
-    }
 }
 
 /// A data set of `n` items per split with labels cycling through the classes.

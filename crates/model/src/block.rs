@@ -217,21 +217,7 @@ mod tests {
             let fast = run(block.forward(x.clone().swap_dims(0, 1)).swap_dims(0, 1));
             let reference = run(block.forward_reference(x));
             for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
-                let (a, b) = (
-                    a.clone().try_to_vec::<f32>().unwrap(),
-                    b.clone().try_to_vec::<f32>().unwrap(),
-                );
-                assert_eq!(a.len(), b.len());
-                let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let worst = a
-                    .iter()
-                    .zip(&b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f32::max);
-                assert!(
-                    worst <= 1e-4 * scale,
-                    "tensor {i}: max diff {worst} (scale {scale})"
-                );
+                crate::testing::assert_close(a, b, &format!("tensor {i}"));
             }
         }
     }

@@ -15,3 +15,27 @@ pub use backend::Backend;
 pub use block::MixerBlock;
 pub use model::{Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;
+
+/// Test helpers shared by the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use burn::tensor::TensorData;
+
+    /// Asserts `fast` equals `reference` within `1e-4` of `reference`'s largest magnitude
+    /// (at least 1); `what` names the pair in the message.
+    pub fn assert_close(fast: &TensorData, reference: &TensorData, what: &str) {
+        let a = fast.clone().try_to_vec::<f32>().unwrap();
+        let b = reference.clone().try_to_vec::<f32>().unwrap();
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{what}: max diff {worst} (scale {scale})"
+        );
+    }
+}

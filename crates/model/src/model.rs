@@ -266,18 +266,7 @@ mod tests {
                 let fast = run(model.forward(images.clone()));
                 let reference = run(model.forward_reference(images));
                 for (a, b) in fast.iter().zip(&reference) {
-                    let a = a.clone().try_to_vec::<f32>().unwrap();
-                    let b = b.clone().try_to_vec::<f32>().unwrap();
-                    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                    let worst = a
-                        .iter()
-                        .zip(&b)
-                        .map(|(x, y)| (x - y).abs())
-                        .fold(0.0, f32::max);
-                    assert!(
-                        worst <= 1e-4 * scale,
-                        "{backend} K={k}: {worst} (scale {scale})"
-                    );
+                    crate::testing::assert_close(a, b, &format!("{backend} K={k}"));
                 }
             }
         }
