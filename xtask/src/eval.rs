@@ -16,9 +16,9 @@ use crate::parse_backend;
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// The run's folder (holds config.json and model.bpk)
+    /// The run's folder (holds config.json and model.bpk) [default: artifacts/pretrained]
     #[arg(long, value_name = "DIR")]
-    pub artifacts: PathBuf,
+    pub artifacts: Option<PathBuf>,
     /// Backend to evaluate on [default: the run's]
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<Backend>,
@@ -27,7 +27,11 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let run = RunDir::new(&args.artifacts);
+    let run = RunDir::new(
+        args.artifacts
+            .clone()
+            .unwrap_or_else(crate::infer::pretrained),
+    );
     let loaded = load_model(&run, args.backend)?;
     let (train, test) = load_splits(&args.data.locate()?, &loaded.config)?;
     let eval = evaluate(&run, &loaded, &train, &test)?;

@@ -12,13 +12,19 @@ use fashion_mixer_train::{RunDir, TrainError};
 use serde_json::json;
 
 use crate::data::DataDirArg;
-use crate::parse_backend;
+use crate::{parse_backend, project_root};
+
+/// The trained `best` model the repository ships, used when no run is named.
+pub fn pretrained() -> PathBuf {
+    project_root().join("artifacts").join("pretrained")
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct InferArgs {
-    /// The run's folder (holds config.json and model.bpk)
+    /// The run's folder (holds config.json and model.bpk) [default: artifacts/pretrained, the
+    /// shipped `best` model]
     #[arg(long, value_name = "DIR")]
-    pub artifacts: PathBuf,
+    pub artifacts: Option<PathBuf>,
     /// Backend to run on [default: the run's]
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<Backend>,
@@ -73,7 +79,8 @@ pub fn run(args: &InferArgs) -> Result<()> {
         });
     }
 
-    let loaded = load_model(&RunDir::new(&args.artifacts), args.backend)?;
+    let artifacts = args.artifacts.clone().unwrap_or_else(pretrained);
+    let loaded = load_model(&RunDir::new(&artifacts), args.backend)?;
     let pixels: Vec<[u8; IMAGE_PIXELS]> = inputs.iter().map(|i| i.pixels).collect();
     for (input, probs) in inputs.iter().zip(loaded.probabilities(&pixels)) {
         let top = top_k(&probs, 3);

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
+use fashion_mixer_train::config::PRESETS;
 use fashion_mixer_train::training::{TrainOptions, train};
-use fashion_mixer_train::{OptimizerKind, RunDir, TrainingConfig};
+use fashion_mixer_train::{LrSchedule, OptimizerKind, RunDir, TrainingConfig};
 
 use crate::data::DataDirArg;
 use crate::model::ModelArgs;
@@ -15,6 +16,10 @@ use crate::{parse_backend, project_root};
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
+    /// A named configuration to start from: coursework (the spec's model, the default) or best
+    /// (the most accurate found; see README); --config and the flags override it
+    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
+    pub preset: Option<String>,
     /// A JSON TrainingConfig to start from: a run's config.json, or only the fields to change,
     /// e.g. {"epochs": 5, "model": {"depth": 4}}; flags override it.
     #[arg(long, value_name = "PATH")]
@@ -37,9 +42,27 @@ pub struct TrainArgs {
     /// SGD momentum [default: 0]
     #[arg(long)]
     pub momentum: Option<f64>,
-    /// Weight decay: L2 for sgd/adam, decoupled for adamw [default: 0]
+    /// Weight decay: L2 for sgd/adam, decoupled for adamw [default: 0.0001]
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// After the warm-up: constant or cosine (down to --min-lr) [default: constant]
+    #[arg(long, value_parser = parse_schedule)]
+    pub lr_schedule: Option<LrSchedule>,
+    /// Epochs of linear learning-rate warm-up [default: 0]
+    #[arg(long, value_name = "N")]
+    pub warmup_epochs: Option<usize>,
+    /// Learning rate at the end of the cosine [default: 0]
+    #[arg(long)]
+    pub min_lr: Option<f64>,
+    /// Label smoothing of the training loss [default: 0]
+    #[arg(long, value_name = "ALPHA")]
+    pub label_smoothing: Option<f64>,
+    /// Augmentation: shift training images by up to N pixels each way [default: 0]
+    #[arg(long, value_name = "N")]
+    pub crop_padding: Option<usize>,
+    /// Augmentation: mirror half the training images left-right (--horizontal-flip false: off)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub horizontal_flip: Option<bool>,
     /// Seed for the weights and the shuffling [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,
@@ -68,20 +91,22 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// Defaults, then `--config`, then the flags.
+    /// The preset (coursework by default), then `--config`, then the flags.
     pub fn config(&self) -> Result<TrainingConfig> {
+        let preset = self.preset.as_deref().unwrap_or("coursework");
+        let base = TrainingConfig::preset(preset).expect("checked by parse_preset");
         let mut config = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                TrainingConfig::from_partial_json(&text).map_err(|e| {
+                base.merged_with_json(&text).map_err(|e| {
                     anyhow::anyhow!(
                         "{}: not a valid training configuration: {e}",
                         path.display()
                     )
                 })?
             }
-            None => TrainingConfig::new(),
+            None => base,
         };
         config.model = self.model.apply(config.model);
         macro_rules! set {
@@ -98,7 +123,13 @@ impl TrainArgs {
             momentum,
             weight_decay,
             seed,
-            workers
+            workers,
+            lr_schedule,
+            warmup_epochs,
+            min_lr,
+            label_smoothing,
+            crop_padding,
+            horizontal_flip
         );
         if self.limit_train.is_some() {
             config.limit_train = self.limit_train;
@@ -111,7 +142,14 @@ impl TrainArgs {
     }
 
     fn overrides_config(&self) -> bool {
-        self.config.is_some()
+        self.preset.is_some()
+            || self.config.is_some()
+            || self.lr_schedule.is_some()
+            || self.warmup_epochs.is_some()
+            || self.min_lr.is_some()
+            || self.label_smoothing.is_some()
+            || self.crop_padding.is_some()
+            || self.horizontal_flip.is_some()
             || self.model.any()
             || self.backend.is_some()
             || self.epochs.is_some()
@@ -187,6 +225,26 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
     s.parse()
+}
+
+fn parse_preset(s: &str) -> Result<String, String> {
+    match TrainingConfig::preset(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
+            "unknown preset '{s}' (expected {})",
+            PRESETS.join(" or ")
+        )),
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<LrSchedule, String> {
+    match s {
+        "constant" => Ok(LrSchedule::Constant),
+        "cosine" => Ok(LrSchedule::Cosine),
+        _ => Err(format!(
+            "unknown schedule '{s}' (expected constant or cosine)"
+        )),
+    }
 }
 
 /// `2026-11-26T19-20-05`: the default run name (UTC, sortable, no characters paths dislike).

@@ -201,11 +201,19 @@ fn broken_config_json() {
         run.root(),
         &["config.json", "not a valid training configuration"],
     );
-    std::fs::write(run.config(), r#"{"epochs": 3}"#).unwrap();
+    std::fs::write(run.config(), r#"{"epochs": "three"}"#).unwrap();
     assert_run_error(
-        "config missing fields",
+        "config field of the wrong type",
         run.root(),
-        &["config.json", "missing field"],
+        &["config.json", "invalid type"],
+    );
+    // A misspelt field is an error, not silently the default (missing fields are defaults:
+    // runs saved before a field existed keep loading).
+    std::fs::write(run.config(), r#"{"epohcs": 3}"#).unwrap();
+    assert_run_error(
+        "config with an unknown field",
+        run.root(),
+        &["config.json", "unknown field `epohcs`"],
     );
 }
 

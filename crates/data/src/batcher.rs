@@ -3,6 +3,7 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 
+use crate::augment::Augmenter;
 use crate::dataset::FashionMnistItem;
 use crate::{IMAGE_PIXELS, IMAGE_SIDE};
 
@@ -20,7 +21,8 @@ pub struct FashionMnistBatch {
     pub targets: Tensor<1, Int>,
 }
 
-/// Scales pixels to [0, 1], then normalises them with [`MEAN`] and [`STD`].
+/// Scales pixels to [0, 1], then normalises them with [`MEAN`] and [`STD`]; a training
+/// batcher ([`FashionMnistBatcher::augmented`]) first shifts and flips the images at random.
 ///
 /// The whole batch is assembled in one flat buffer and becomes one tensor: one allocation and
 /// one host-to-device copy per batch, not one per image.
@@ -28,12 +30,15 @@ pub struct FashionMnistBatch {
 pub struct FashionMnistBatcher {
     /// The normalised value of each of the 256 pixel values.
     table: [f32; 256],
+    /// Augmentation (training batches only).
+    augment: Option<Augmenter>,
 }
 
 impl Default for FashionMnistBatcher {
     fn default() -> Self {
         Self {
             table: std::array::from_fn(|v| normalise(v as u8)),
+            augment: None,
         }
     }
 }
@@ -44,6 +49,14 @@ pub fn normalise(pixel: u8) -> f32 {
 }
 
 impl FashionMnistBatcher {
+    /// A batcher that augments every batch with `augmenter` (for the training split only).
+    pub fn augmented(augmenter: Augmenter) -> Self {
+        Self {
+            augment: augmenter.is_active().then_some(augmenter),
+            ..Self::default()
+        }
+    }
+
     /// Normalises raw images (each `IMAGE_PIXELS` bytes) into one `[n, 28, 28]` tensor.
     pub fn images<'a>(
         &self,
@@ -62,7 +75,13 @@ impl FashionMnistBatcher {
 
 impl Batcher<FashionMnistItem, FashionMnistBatch> for FashionMnistBatcher {
     fn batch(&self, items: Vec<FashionMnistItem>, device: &Device) -> FashionMnistBatch {
-        let images = self.images(items.iter().map(|item| &item.image), device);
+        let images = match &self.augment {
+            Some(augment) => {
+                let augmented = augment.batch(items.iter().map(|item| &item.image));
+                self.images(augmented.iter(), device)
+            }
+            None => self.images(items.iter().map(|item| &item.image), device),
+        };
         let targets: Vec<i64> = items.iter().map(|item| i64::from(item.label)).collect();
         let targets = Tensor::from_data(TensorData::new(targets, [items.len()]), device);
         FashionMnistBatch { images, targets }

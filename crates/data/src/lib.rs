@@ -3,6 +3,7 @@
 //! that normalises whole batches at once, the code that finds or fetches the files, and the
 //! preparation of outside pictures ([`picture`]).
 
+pub mod augment;
 #[cfg(feature = "burn")]
 mod batcher;
 mod dataset;

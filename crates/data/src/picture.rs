@@ -9,6 +9,9 @@ pub const MAX_SIDE: u32 = 8_192;
 /// Most memory the decoder may allocate, in bytes.
 pub const MAX_ALLOC: u64 = 256 << 20;
 
+/// How far (0..=255) a pixel must be from the background to count as part of the garment.
+const OBJECT_CONTRAST: u8 = 24;
+
 /// Decodes an image file's bytes (PNG or JPEG) and prepares it with [`prepare_image`]. The
 /// error says what is wrong with the bytes.
 pub fn decode_image(bytes: &[u8]) -> Result<[u8; IMAGE_PIXELS], String> {
@@ -27,8 +30,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<[u8; IMAGE_PIXELS], String> {
     Ok(prepare_image(&decoded))
 }
 
-/// Transparent parts over white, greyscale, resized so its longer side is 28 and centred on a
-/// 28x28 square of the background colour (the colour its border mostly shows), and inverted
+/// Transparent parts over white, greyscale, cropped to the garment (what stands out from the
+/// background), resized so its longer side is 28 and centred on a 28x28 square of the
+/// background colour (the colour its border mostly shows), and inverted
 /// when that background is light (Fashion-MNIST's is black).
 pub fn prepare_image(decoded: &image::DynamicImage) -> [u8; IMAGE_PIXELS] {
     use image::{GrayImage, Luma, imageops};
@@ -51,6 +55,20 @@ pub fn prepare_image(decoded: &image::DynamicImage) -> [u8; IMAGE_PIXELS] {
     let background =
         (border.iter().map(|&v| u32::from(v)).sum::<u32>() / border.len() as u32) as u8;
 
+    // Crop to the garment: the pixels that differ clearly from the background (Fashion-MNIST's
+    // garments fill the frame; a product photo usually has a margin).
+    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+    for (x, y, p) in grey.enumerate_pixels() {
+        if p.0[0].abs_diff(background) > OBJECT_CONTRAST {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+        }
+    }
+    let grey = if x0 < x1 {
+        imageops::crop_imm(&grey, x0, y0, x1 - x0, y1 - y0).to_image()
+    } else {
+        grey // nothing stands out: keep the whole picture
+    };
+    let (w, h) = grey.dimensions();
     // Shrink so the longer side is 28 (keeping the aspect ratio), then centre it on a 28x28
     // canvas of the background colour: the same as padding to a square first, without ever
     // building a square as large as the longer side (a 16000x16 strip would need 256 Mpixels).
@@ -83,9 +101,9 @@ mod tests {
 
     #[test]
     fn light_photo_becomes_dark_background_bright_object() {
-        // A 90x60 white picture with a dark grey rectangle in the middle.
+        // A 90x60 white picture with a dark grey 30x15 rectangle in the middle.
         let img = RgbImage::from_fn(90, 60, |x, y| {
-            if (30..60).contains(&x) && (15..45).contains(&y) {
+            if (30..60).contains(&x) && (22..37).contains(&y) {
                 Rgb([40, 40, 40])
             } else {
                 Rgb([250, 250, 250])
@@ -95,6 +113,33 @@ mod tests {
         assert!(out[0] < 10, "corner {}", out[0]); // background now near black
         let centre = out[14 * IMAGE_SIDE + 14];
         assert!(centre > 200, "centre {centre}"); // object now bright
+    }
+
+    /// A small garment in a corner of a large photo fills the frame, centred, as in the data.
+    #[test]
+    fn the_garment_is_cropped_out_of_its_margin() {
+        let img = RgbImage::from_fn(800, 600, |x, y| {
+            if (20..60).contains(&x) && (30..110).contains(&y) {
+                Rgb([60, 60, 200])
+            } else {
+                Rgb([245, 245, 245])
+            }
+        });
+        let out = prepare_image(&DynamicImage::ImageRgb8(img));
+        // 40x80 becomes 14x28: rows 0..28 and columns 7..21 bright, the rest dark.
+        let at = |x: usize, y: usize| out[y * IMAGE_SIDE + x];
+        assert!(
+            at(14, 0) > 100 && at(14, 27) > 100,
+            "{} {}",
+            at(14, 0),
+            at(14, 27)
+        );
+        assert!(at(8, 14) > 100 && at(19, 14) > 100);
+        assert!(
+            at(3, 14) < 20 && at(24, 14) < 20,
+            "{:?}",
+            &out[14 * 28..15 * 28]
+        );
     }
 
     #[test]

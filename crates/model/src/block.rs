@@ -1,13 +1,14 @@
 //! One backbone block: an MLP across patches (token mixing), then one across features
 //! (channel mixing).
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{gelu, relu};
 
-/// A Mixer block, exactly as the coursework specifies it (g = ReLU, no residuals, no norms).
-///
-/// With X the block's input (N_p x d, per image):
+use crate::model::{Activation, ModelConfig};
+
+/// A Mixer block. With every switch off (the default) it is exactly the coursework's block
+/// (g = ReLU, no residuals, no norms, no dropout). With X the block's input (N_p x d, per image):
 ///
 /// ```text
 /// O1 = g(X^T W1) W2      token mixing:   W1: N_p -> token_hidden, W2: token_hidden -> N_p
@@ -15,7 +16,10 @@ use burn::tensor::activation::relu;
 /// O2 = g(O1 W3) W4       channel mixing: W3: d -> channel_hidden, W4: channel_hidden -> d
 /// ```
 ///
-/// Each linear layer also has a bias, as `nn.Linear` does in the reference notebook.
+/// Each linear layer also has a bias, as `nn.Linear` does in the reference notebook. The
+/// options: `layer_norm` normalises the input of each half (X and O1) over its features;
+/// `residual` adds each half's input to its output (O1 = X + .., O2 = O1 + ..); `gelu` makes
+/// g = GELU; `dropout` zeroes hidden units of both MLPs while training.
 #[derive(Module, Debug)]
 pub struct MixerBlock {
     /// W1: patches -> token_hidden (applied to X^T, i.e. across patches).
@@ -26,22 +30,64 @@ pub struct MixerBlock {
     pub w3: Linear,
     /// W4: channel_hidden -> dim.
     pub w4: Linear,
+    /// LayerNorm before token mixing (option `layer_norm`).
+    pub norm1: Option<LayerNorm>,
+    /// LayerNorm before channel mixing (option `layer_norm`).
+    pub norm2: Option<LayerNorm>,
+    /// Dropout on the hidden units of both MLPs (option `dropout` > 0).
+    pub dropout: Option<Dropout>,
+    /// g = GELU instead of ReLU.
+    pub gelu: bool,
+    /// Residual connections around both halves.
+    pub residual: bool,
 }
 
 impl MixerBlock {
-    /// A block for `patches` tokens of `dim` features.
-    pub fn new(
-        patches: usize,
-        dim: usize,
-        token_hidden: usize,
-        channel_hidden: usize,
-        device: &Device,
-    ) -> Self {
+    /// A block for `patches` tokens, shaped and switched as `config` says.
+    pub fn new(patches: usize, config: &ModelConfig, device: &Device) -> Self {
+        let (dim, token_hidden, channel_hidden) =
+            (config.dim, config.token_hidden, config.channel_hidden);
+        let norm = || {
+            config
+                .layer_norm
+                .then(|| LayerNormConfig::new(dim).init(device))
+        };
         Self {
             w1: LinearConfig::new(patches, token_hidden).init(device),
             w2: LinearConfig::new(token_hidden, patches).init(device),
             w3: LinearConfig::new(dim, channel_hidden).init(device),
             w4: LinearConfig::new(channel_hidden, dim).init(device),
+            norm1: norm(),
+            norm2: norm(),
+            dropout: (config.dropout > 0.0).then(|| DropoutConfig::new(config.dropout).init()),
+            gelu: config.activation == Activation::Gelu,
+            residual: config.residual,
+        }
+    }
+
+    /// g, then dropout (when on and training): the hidden layer of either MLP.
+    fn hidden<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
+        let h = if self.gelu { gelu(h) } else { relu(h) };
+        match &self.dropout {
+            Some(dropout) => dropout.forward(h),
+            None => h,
+        }
+    }
+
+    /// The input of a half: normalised over features when `norm` is on.
+    fn normed(norm: &Option<LayerNorm>, x: Tensor<3>) -> Tensor<3> {
+        match norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
+
+    /// A half's output, with its input added back when `residual` is on.
+    fn join(&self, input: Tensor<3>, output: Tensor<3>) -> Tensor<3> {
+        if self.residual {
+            input + output
+        } else {
+            output
         }
     }
 
@@ -59,28 +105,31 @@ impl MixerBlock {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [patches, batch, dim] = x.dims();
         let token_hidden = self.w1.weight.dims()[1];
-        let x = x.reshape([patches, batch * dim]);
-        let mut h = self.w1.weight.val().transpose().matmul(x); // W1^T X: [token_hidden, batch*dim]
+        let y = Self::normed(&self.norm1, x.clone()).reshape([patches, batch * dim]);
+        let mut h = self.w1.weight.val().transpose().matmul(y); // W1^T X: [token_hidden, batch*dim]
         if let Some(b1) = &self.w1.bias {
             h = h + b1.val().reshape([token_hidden, 1]);
         }
-        let mut o1 = self.w2.weight.val().transpose().matmul(relu(h)); // [patches, batch*dim]
+        let mut o1 = self.w2.weight.val().transpose().matmul(self.hidden(h)); // [patches, batch*dim]
         if let Some(b2) = &self.w2.bias {
             o1 = o1 + b2.val().reshape([patches, 1]);
         }
-        let rows = o1.reshape([patches * batch, dim]);
-        let o2 = self.w4.forward(relu(self.w3.forward(rows))); // [patches*batch, dim]
-        o2.reshape([patches, batch, dim])
+        let o1 = self.join(x, o1.reshape([patches, batch, dim]));
+        let rows = Self::normed(&self.norm2, o1.clone()).reshape([patches * batch, dim]);
+        let o2 = self.w4.forward(self.hidden(self.w3.forward(rows))); // [patches*batch, dim]
+        self.join(o1, o2.reshape([patches, batch, dim]))
     }
 
     /// The block's equations exactly as written (transposes included), batch-major:
     /// [batch, patches, dim] -> [batch, patches, dim]. [`MixerBlock::forward`] must agree with
     /// it, and the tests check that it does.
     pub fn forward_reference(&self, x: Tensor<3>) -> Tensor<3> {
-        let xt = x.swap_dims(1, 2); // X^T: [batch, dim, patches]
-        let o1 = self.w2.forward(relu(self.w1.forward(xt))); // [batch, dim, patches]
-        let o1 = o1.swap_dims(1, 2); // O1 <- O1^T: [batch, patches, dim]
-        self.w4.forward(relu(self.w3.forward(o1))) // O2: [batch, patches, dim]
+        let xt = Self::normed(&self.norm1, x.clone()).swap_dims(1, 2); // X^T: [batch, dim, patches]
+        let o1 = self.w2.forward(self.hidden(self.w1.forward(xt))); // [batch, dim, patches]
+        let o1 = self.join(x, o1.swap_dims(1, 2)); // O1 <- O1^T: [batch, patches, dim]
+        let y = Self::normed(&self.norm2, o1.clone());
+        let o2 = self.w4.forward(self.hidden(self.w3.forward(y))); // O2: [batch, patches, dim]
+        self.join(o1, o2)
     }
 }
 
@@ -89,6 +138,15 @@ mod tests {
     use super::*;
     use burn::module::Param;
     use burn::tensor::Distribution;
+
+    /// A coursework block (all switches off) for `patches` tokens of `dim` features.
+    fn plain(patches: usize, dim: usize, device: &Device) -> MixerBlock {
+        let config = ModelConfig::new()
+            .with_dim(dim)
+            .with_token_hidden(1)
+            .with_channel_hidden(1);
+        MixerBlock::new(patches, &config, device)
+    }
 
     fn linear(weight: Vec<f32>, shape: [usize; 2], bias: Vec<f32>, device: &Device) -> Linear {
         Linear {
@@ -117,6 +175,7 @@ mod tests {
             w2: linear(vec![1.0, 2.0], [1, 2], vec![0.0, 0.0], &device),
             w3: linear(vec![1.0, 1.0], [2, 1], vec![0.0], &device),
             w4: linear(vec![1.0, -2.0], [1, 2], vec![1.0, 1.0], &device),
+            ..plain(2, 1, &device)
         };
         let x = Tensor::<3>::from_data(
             TensorData::new(vec![1.0f32, 2.0, 3.0, -4.0], [1, 2, 2]),
@@ -156,6 +215,7 @@ mod tests {
             w2: linear(w2.clone(), [th, np], b2.clone(), &device),
             w3: linear(w3.clone(), [d, ch], b3.clone(), &device),
             w4: linear(w4.clone(), [ch, d], b4.clone(), &device),
+            ..plain(np, d, &device)
         };
         let input = Tensor::<3>::from_data(TensorData::new(x.clone(), [2, np, d]), &device);
         let got = block
@@ -200,7 +260,7 @@ mod tests {
         for device in [crate::Backend::Flex, crate::Backend::Ndarray].map(|b| b.device()) {
             device.seed(3);
             let device = device.autodiff();
-            let block = MixerBlock::new(16, 128, 64, 256, &device);
+            let block = MixerBlock::new(16, &ModelConfig::new(), &device);
             let x = Tensor::<3>::random([8, 16, 128], Distribution::Normal(0.0, 1.0), &device);
             let weights =
                 Tensor::<3>::random([8, 16, 128], Distribution::Normal(0.0, 1.0), &device);

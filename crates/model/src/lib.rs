@@ -13,7 +13,7 @@ mod step;
 
 pub use backend::Backend;
 pub use block::MixerBlock;
-pub use model::{Model, ModelConfig, ModelConfigError};
+pub use model::{Activation, Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;
 
 /// Test helpers shared by the crate's unit tests.

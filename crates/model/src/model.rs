@@ -1,18 +1,35 @@
 //! The whole classifier and its configuration.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use fashion_mixer_data::IMAGE_SIDE;
 
 use crate::block::MixerBlock;
 use crate::stem::PatchStem;
 
-/// The architecture's hyperparameters; the defaults are the coursework model (143,786 parameters).
+/// The hidden layers' non-linearity g.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(0, x), as the coursework specifies.
+    #[default]
+    Relu,
+    /// The Gaussian error linear unit, x * Phi(x).
+    Gelu,
+}
+
+/// The architecture's hyperparameters; the defaults are the coursework model (143,786
+/// parameters), and every option beyond the coursework is off.
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
-    /// K: the side of a square patch; must divide 28 (K=7 gives 16 patches).
+    /// K: the side of a square patch. Without `patch_stride` it must divide 28 (K=7 gives 16
+    /// patches).
     #[config(default = 7)]
     pub patch_size: usize,
+    /// Step between patches; below K the patches overlap. `None`: K (tiles). With a stride S,
+    /// (28 - K) must be a multiple of S, and there are ((28 - K) / S + 1)^2 patches.
+    #[config(default = "None")]
+    pub patch_stride: Option<usize>,
     /// d: features per patch.
     #[config(default = 128)]
     pub dim: usize,
@@ -28,10 +45,22 @@ pub struct ModelConfig {
     /// Number of classes.
     #[config(default = 10)]
     pub num_classes: usize,
+    /// Residual connections around both halves of every block.
+    #[config(default = false)]
+    pub residual: bool,
+    /// LayerNorm before each half of every block, and before the pooling.
+    #[config(default = false)]
+    pub layer_norm: bool,
+    /// g, the non-linearity of every hidden layer.
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+    /// Dropout probability on the hidden units of every MLP, while training; 0 = none.
+    #[config(default = 0.0)]
+    pub dropout: f64,
 }
 
 /// A [`ModelConfig`] that describes no valid model.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelConfigError {
     /// K does not tile the image.
     #[error(
@@ -43,6 +72,21 @@ pub enum ModelConfigError {
         /// The image side.
         image_side: usize,
     },
+    /// The stride is 0, above K, or does not step evenly across the image.
+    #[error(
+        "patch stride {stride} does not fit patch size {patch_size} on a {image_side}-pixel side (need 1 <= stride <= patch size and (side - patch size) a multiple of stride)"
+    )]
+    PatchStride {
+        /// The stride given.
+        stride: usize,
+        /// The patch size given.
+        patch_size: usize,
+        /// The image side.
+        image_side: usize,
+    },
+    /// The dropout probability is not in [0, 1).
+    #[error("dropout must be at least 0 and below 1, got {0}")]
+    Dropout(f64),
     /// A width or count that must be positive is zero.
     #[error("{field} must be at least 1")]
     Zero {
@@ -64,18 +108,43 @@ impl ModelConfig {
                 return Err(ModelConfigError::Zero { field });
             }
         }
-        if self.patch_size == 0 || !IMAGE_SIDE.is_multiple_of(self.patch_size) {
-            return Err(ModelConfigError::PatchSize {
-                patch_size: self.patch_size,
-                image_side: IMAGE_SIDE,
-            });
+        let k = self.patch_size;
+        match self.patch_stride {
+            None if k == 0 || !IMAGE_SIDE.is_multiple_of(k) => {
+                return Err(ModelConfigError::PatchSize {
+                    patch_size: k,
+                    image_side: IMAGE_SIDE,
+                });
+            }
+            Some(stride)
+                if k == 0
+                    || k > IMAGE_SIDE
+                    || stride == 0
+                    || stride > k
+                    || !(IMAGE_SIDE - k).is_multiple_of(stride) =>
+            {
+                return Err(ModelConfigError::PatchStride {
+                    stride,
+                    patch_size: k,
+                    image_side: IMAGE_SIDE,
+                });
+            }
+            _ => {}
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return Err(ModelConfigError::Dropout(self.dropout));
         }
         Ok(())
     }
 
-    /// N_p: the number of patches per image.
+    /// The step between patches: `patch_stride`, or K.
+    pub fn stride(&self) -> usize {
+        self.patch_stride.unwrap_or(self.patch_size)
+    }
+
+    /// N_p: the number of patches per image (of a valid configuration).
     pub fn num_patches(&self) -> usize {
-        let per_side = IMAGE_SIDE / self.patch_size.max(1);
+        let per_side = IMAGE_SIDE.saturating_sub(self.patch_size) / self.stride().max(1) + 1;
         per_side * per_side
     }
 
@@ -84,19 +153,15 @@ impl ModelConfig {
         self.validate()?;
         let patches = self.num_patches();
         Ok(Model {
-            stem: PatchStem::new(self.patch_size, self.dim, device),
+            stem: PatchStem::with_stride(self.patch_size, self.stride(), self.dim, device),
             blocks: (0..self.depth)
-                .map(|_| {
-                    MixerBlock::new(
-                        patches,
-                        self.dim,
-                        self.token_hidden,
-                        self.channel_hidden,
-                        device,
-                    )
-                })
+                .map(|_| MixerBlock::new(patches, self, device))
                 .collect(),
+            norm: self
+                .layer_norm
+                .then(|| LayerNormConfig::new(self.dim).init(device)),
             head: LinearConfig::new(self.dim, self.num_classes).init(device),
+            label_smoothing: 0.0,
         })
     }
 }
@@ -114,8 +179,13 @@ pub struct Model {
     pub stem: PatchStem,
     /// The backbone.
     pub blocks: Vec<MixerBlock>,
+    /// LayerNorm before the pooling (option `layer_norm`).
+    pub norm: Option<LayerNorm>,
     /// Softmax regression's linear part: dim -> classes (the softmax is in the loss).
     pub head: Linear,
+    /// Label smoothing of the training loss (0 = plain cross-entropy); a training setting, not
+    /// saved in the record. Evaluation always scores plain cross-entropy.
+    pub label_smoothing: f32,
 }
 
 impl Model {
@@ -129,6 +199,7 @@ impl Model {
         for block in &self.blocks {
             x = block.forward(x); // [patches, batch, dim]
         }
+        let x = self.normed(x);
         let [_, batch, dim] = x.dims();
         let pooled = x.mean_dim(0).reshape([batch, dim]); // mean over patches: [batch, dim]
         self.head.forward(pooled) // [batch, classes]
@@ -141,9 +212,18 @@ impl Model {
         for block in &self.blocks {
             x = block.forward_reference(x); // [batch, patches, dim]
         }
+        let x = self.normed(x);
         let [batch, _, dim] = x.dims();
         let pooled = x.mean_dim(1).reshape([batch, dim]); // [batch, dim]
         self.head.forward(pooled) // [batch, classes]
+    }
+
+    /// The final LayerNorm, when the model has one (over the last dim, so for either layout).
+    fn normed(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
     }
 
     /// Class probabilities (softmax of the logits): [batch, 28, 28] -> [batch, num_classes].
@@ -151,15 +231,24 @@ impl Model {
         burn::tensor::activation::softmax(self.forward(images), 1)
     }
 
-    /// Logits, targets and the cross-entropy loss, as the Learner's metrics expect them.
+    /// The same model, trained with label smoothing `alpha` (0 = none).
+    pub fn with_label_smoothing(mut self, alpha: f32) -> Self {
+        self.label_smoothing = alpha;
+        self
+    }
+
+    /// Logits, targets and the cross-entropy loss, as the Learner's metrics expect them; with
+    /// `smoothing`, the targets are smoothed by that amount.
     #[cfg(feature = "train")]
     pub fn forward_classification(
         &self,
         images: Tensor<3>,
         targets: Tensor<1, Int>,
+        smoothing: f32,
     ) -> burn::train::ClassificationOutput {
         let output = self.forward(images);
         let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+            .with_smoothing((smoothing > 0.0).then_some(smoothing))
             .init(&output.device())
             .forward(output.clone(), targets.clone());
         burn::train::ClassificationOutput {
@@ -269,6 +358,176 @@ mod tests {
                     crate::testing::assert_close(a, b, &format!("{backend} K={k}"));
                 }
             }
+        }
+    }
+
+    /// Every option at once (dropout aside: it is random) still gives the same numbers in the
+    /// fast and the reference arrangement, gradients included.
+    #[test]
+    fn options_keep_fast_and_reference_equal() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        device.seed(5);
+        let device = device.autodiff();
+        let config = ModelConfig::new()
+            .with_patch_size(7)
+            .with_patch_stride(Some(3))
+            .with_residual(true)
+            .with_layer_norm(true)
+            .with_activation(Activation::Gelu)
+            .with_dim(16)
+            .with_token_hidden(8)
+            .with_channel_hidden(24)
+            .with_depth(2);
+        let model = config.init(&device).unwrap();
+        let images = Tensor::<3>::random([3, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+        let run = |logits: Tensor<2>| {
+            let grads = (logits.clone() * logits.clone()).sum().backward();
+            let block = &model.blocks[0];
+            [
+                logits.into_data(),
+                model.stem.linear.weight.grad(&grads).unwrap().into_data(),
+                block.w1.weight.grad(&grads).unwrap().into_data(),
+                block
+                    .norm1
+                    .as_ref()
+                    .unwrap()
+                    .gamma
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data(),
+                model
+                    .norm
+                    .as_ref()
+                    .unwrap()
+                    .gamma
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data(),
+            ]
+        };
+        let fast = run(model.forward(images.clone()));
+        let reference = run(model.forward_reference(images));
+        for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+            crate::testing::assert_close(a, b, &format!("tensor {i}"));
+        }
+    }
+
+    /// Each switch changes what it should: parameter counts (norms add 2*dim each), patch
+    /// counts (stride), and values (residual, GELU), while the default stays the coursework.
+    #[test]
+    fn each_switch_has_its_effect() {
+        let device = Device::flex();
+        let base = ModelConfig::new();
+        let params = |c: &ModelConfig| c.init(&device).unwrap().num_params();
+        // LayerNorm: two per block and one before pooling, each gamma + beta.
+        assert_eq!(
+            params(&base.clone().with_layer_norm(true)),
+            143_786 + (2 * 2 + 1) * 2 * 128
+        );
+        // Residual, GELU, dropout: no parameters.
+        for c in [
+            base.clone().with_residual(true),
+            base.clone().with_activation(Activation::Gelu),
+            base.clone().with_dropout(0.5),
+        ] {
+            assert_eq!(params(&c), 143_786, "{c:?}");
+        }
+        // Overlapping patches: 7x7 every 3 pixels is 8 x 8 = 64 patches.
+        let overlapping = base.clone().with_patch_stride(Some(3));
+        assert_eq!(overlapping.num_patches(), 64);
+        let model = overlapping.init(&device).unwrap();
+        let images = Tensor::<3>::zeros([2, 28, 28], &device);
+        assert_eq!(model.stem.forward(images.clone()).dims(), [2, 64, 128]);
+        assert_eq!(model.forward(images).dims(), [2, 10]);
+        // A stride equal to K is the tiling.
+        assert_eq!(base.clone().with_patch_stride(Some(7)).num_patches(), 16);
+
+        // Residual and GELU change the outputs of the same weights.
+        device.seed(1);
+        let plain = base.init(&device).unwrap();
+        let images = Tensor::<3>::random(
+            [2, 28, 28],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let logits = |m: &Model| {
+            m.forward(images.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let reference = logits(&plain);
+        let mut residual = plain.clone();
+        residual.blocks.iter_mut().for_each(|b| b.residual = true);
+        let mut gelu = plain.clone();
+        gelu.blocks.iter_mut().for_each(|b| b.gelu = true);
+        for (name, m) in [("residual", &residual), ("gelu", &gelu)] {
+            let other = logits(m);
+            let diff = reference
+                .iter()
+                .zip(&other)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff > 1e-3, "{name} changed nothing");
+        }
+    }
+
+    /// Overlapping patches hold the right pixels: patch (r, c) starts at (r*S, c*S).
+    #[test]
+    fn overlapping_patches_start_every_stride_pixels() {
+        let device = Device::flex();
+        let stem = PatchStem::with_stride(4, 2, 1, &device);
+        let pixels: Vec<f32> = (0..784).map(|i| i as f32).collect();
+        let images = Tensor::<3>::from_data(TensorData::new(pixels, [1, 28, 28]), &device);
+        let patches = stem.patches(images.clone());
+        assert_eq!(patches.dims(), [1, 13 * 13, 16]);
+        let v = patches.into_data().try_to_vec::<f32>().unwrap();
+        // Patch 1: row 0, starting at column 2; its second row starts at (1, 2).
+        assert_eq!(v[16], 2.0);
+        assert_eq!(v[16 + 4], 28.0 + 2.0);
+        // Patch 13: the second patch row, starting at (2, 0); last patch ends at (27, 27).
+        assert_eq!(v[13 * 16], 2.0 * 28.0);
+        assert_eq!(*v.last().unwrap(), 783.0);
+        // Patch-major holds the same patches.
+        let major = stem.patches_token_major(images).swap_dims(0, 1).into_data();
+        assert_eq!(major.try_to_vec::<f32>().unwrap(), v);
+    }
+
+    /// Dropout acts only where a backward pass is possible (training), never at inference.
+    #[test]
+    fn dropout_only_while_training() {
+        let device = Device::flex();
+        device.seed(2);
+        let config = ModelConfig::new().with_dropout(0.5);
+        let images = Tensor::<3>::ones([2, 28, 28], &device);
+        let model = config.init(&device).unwrap();
+        let a = model.forward(images.clone()).into_data();
+        let b = model.forward(images.clone()).into_data();
+        assert_eq!(a, b, "inference is deterministic");
+        let trained = config.init(&device.clone().autodiff()).unwrap();
+        let images = images.to_device(&device.autodiff());
+        let a = trained.forward(images.clone()).into_data();
+        let b = trained.forward(images).into_data();
+        assert_ne!(a, b, "training drops units at random");
+    }
+
+    #[test]
+    fn bad_stride_and_dropout_are_errors() {
+        for (k, s) in [(7, 0), (7, 8), (7, 4), (29, 1)] {
+            let err = ModelConfig::new()
+                .with_patch_size(k)
+                .with_patch_stride(Some(s))
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(err, ModelConfigError::PatchStride { .. }),
+                "{k} {s}"
+            );
+        }
+        for p in [1.0, -0.1, f64::NAN] {
+            let err = ModelConfig::new().with_dropout(p).validate().unwrap_err();
+            assert!(err.to_string().starts_with("dropout must be"), "{err}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The stem: non-overlapping KxK patches, each flattened and mapped to a `dim`-feature vector.
+//! The stem: KxK patches (non-overlapping by default, or overlapping with a stride below K),
+//! each flattened and mapped to a `dim`-feature vector.
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -9,29 +10,62 @@ use burn::prelude::*;
 pub struct PatchStem {
     /// K: the side of a patch.
     pub patch_size: usize,
+    /// The step between neighbouring patches: K for non-overlapping tiles, less to overlap.
+    pub stride: usize,
     /// `Linear(K*K, dim)`, shared by all patches.
     pub linear: Linear,
 }
 
 impl PatchStem {
-    /// A stem for `patch_size` x `patch_size` patches and `dim` features.
+    /// A stem for `patch_size` x `patch_size` tiles (stride = K) and `dim` features.
     pub fn new(patch_size: usize, dim: usize, device: &Device) -> Self {
+        Self::with_stride(patch_size, patch_size, dim, device)
+    }
+
+    /// A stem whose patches start every `stride` pixels (overlapping when `stride < patch_size`).
+    pub fn with_stride(patch_size: usize, stride: usize, dim: usize, device: &Device) -> Self {
         Self {
             patch_size,
+            stride,
             linear: LinearConfig::new(patch_size * patch_size, dim).init(device),
         }
     }
 
-    /// The flattened patches of `images` [batch, H, W] (H and W multiples of K):
-    /// [batch, (H/K)*(W/K), K*K].
+    /// Patches per row (and per column) of a `side`-pixel image.
+    pub fn per_side(&self, side: usize) -> usize {
+        (side - self.patch_size) / self.stride + 1
+    }
+
+    /// The flattened patches of `images` [batch, H, W]: [batch, patches, K*K].
     pub fn patches(&self, images: Tensor<3>) -> Tensor<3> {
         let [batch, height, width] = images.dims();
         let k = self.patch_size;
-        let (rows, cols) = (height / k, width / k);
+        let (rows, cols) = (self.per_side(height), self.per_side(width));
+        if self.stride == k {
+            // Tiles: a reshape and one transpose, no index arithmetic.
+            return images
+                .reshape([batch, rows, k, cols, k]) // [batch, rows, k, cols, k]
+                .swap_dims(2, 3) // [batch, rows, cols, k, k]
+                .reshape([batch, rows * cols, k * k]); // [batch, patches, k*k]
+        }
+        // Overlapping: gather each patch's pixels by index from the flattened image.
+        let mut index = Vec::with_capacity(rows * cols * k * k);
+        for r in 0..rows {
+            for c in 0..cols {
+                for y in 0..k {
+                    for x in 0..k {
+                        index.push(((r * self.stride + y) * width + c * self.stride + x) as i64);
+                    }
+                }
+            }
+        }
+        let device = images.device();
+        let index =
+            Tensor::<1, Int>::from_data(TensorData::new(index, [rows * cols * k * k]), &device);
         images
-            .reshape([batch, rows, k, cols, k]) // [batch, rows, k, cols, k]
-            .swap_dims(2, 3) // [batch, rows, cols, k, k]
-            .reshape([batch, rows * cols, k * k]) // [batch, patches, k*k]
+            .reshape([batch, height * width])
+            .select(1, index)
+            .reshape([batch, rows * cols, k * k])
     }
 
     /// X = patches · W_stem: [batch, H, W] -> [batch, patches, dim].
@@ -44,6 +78,9 @@ impl PatchStem {
     pub fn patches_token_major(&self, images: Tensor<3>) -> Tensor<3> {
         let [batch, height, width] = images.dims();
         let k = self.patch_size;
+        if self.stride != k {
+            return self.patches(images).swap_dims(0, 1);
+        }
         let (rows, cols) = (height / k, width / k);
         images
             .reshape([batch, rows, k, cols, k])

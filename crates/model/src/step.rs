@@ -11,7 +11,7 @@ impl TrainStep for Model {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: FashionMnistBatch) -> TrainOutput<ClassificationOutput> {
-        let item = self.forward_classification(batch.images, batch.targets);
+        let item = self.forward_classification(batch.images, batch.targets, self.label_smoothing);
         TrainOutput::new(self, item.loss.backward(), item)
     }
 }
@@ -21,6 +21,6 @@ impl InferenceStep for Model {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: FashionMnistBatch) -> ClassificationOutput {
-        self.forward_classification(batch.images, batch.targets)
+        self.forward_classification(batch.images, batch.targets, 0.0)
     }
 }

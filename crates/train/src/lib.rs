@@ -12,11 +12,12 @@ pub mod inference;
 pub mod metrics;
 mod renderer;
 pub mod report;
+pub mod schedule;
 mod signals;
 pub mod sweep;
 pub mod training;
 
 pub use artifacts::RunDir;
-pub use config::{OptimizerKind, TrainingConfig, TrainingConfigError};
+pub use config::{LrSchedule, OptimizerKind, TrainingConfig, TrainingConfigError};
 pub use error::TrainError;
 pub use renderer::PlainRenderer;

@@ -459,6 +459,25 @@ pub fn report_markdown(
         let _ = writeln!(md, "No epoch has completed yet.\n");
     }
 
+    let mut notes = Vec::new();
+    if config.label_smoothing > 0.0 {
+        notes.push(format!(
+            "the train loss is the label-smoothed loss (smoothing {}), the test loss plain \
+             cross-entropy, so the train loss stays above what plain cross-entropy would show",
+            config.label_smoothing
+        ));
+    }
+    if config.crop_padding > 0 || config.horizontal_flip || config.model.dropout > 0.0 {
+        notes.push(
+            "the train accuracy per epoch is measured on augmented images (and with dropout, when \
+             on) while the weights change; the saved record's accuracy on the plain training \
+             images (eval.json) is the fair comparison with the test accuracy"
+                .to_string(),
+        );
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(md, "Note: {}.\n", notes.join("; "));
+    }
     let _ = writeln!(md, "![loss](loss.png)\n\n![accuracy](accuracy.png)\n");
     if let Some(eval) = eval {
         let _ = writeln!(

@@ -4,19 +4,22 @@ use std::path::PathBuf;
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::Module;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
+use fashion_mixer_data::augment::Augmenter;
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 
 use crate::artifacts::{AtomicFileCheckpointer, RunDir, write_atomic};
-use crate::config::TrainingConfig;
+use crate::config::{LrSchedule, TrainingConfig};
 use crate::error::TrainError;
 use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochMetrics, read_metrics};
 use crate::renderer::PlainRenderer;
 use crate::report::{ReportFiles, report_run};
+use crate::schedule::WarmupCosine;
 use crate::signals::StopOnSignals;
 
 /// How to run a training, beyond its configuration.
@@ -53,10 +56,12 @@ pub struct TrainReport {
 pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
     let path = run.config();
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    let config: TrainingConfig =
-        serde_json::from_str(&text).map_err(|e| TrainError::BadConfigFile {
+    // Fields a file lacks (it was written before they existed) keep their defaults, which
+    // are the settings runs had before those fields existed.
+    let config =
+        TrainingConfig::from_partial_json(&text).map_err(|message| TrainError::BadConfigFile {
             path: path.clone(),
-            message: e.to_string(),
+            message,
         })?;
     config.validate().map_err(|e| TrainError::BadConfigFile {
         path,
@@ -135,22 +140,33 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     }
     let device = config.backend.device();
     device.seed(config.seed);
-    let model = config.model.init(&device.clone().autodiff())?;
+    let model = config
+        .model
+        .init(&device.clone().autodiff())?
+        .with_label_smoothing(config.label_smoothing as f32);
 
-    let loader = |shuffle: bool| {
-        let builder = DataLoaderBuilder::new(FashionMnistBatcher::default())
+    // Training batches are shuffled and (when asked) augmented; test batches are neither.
+    let loader = |batcher: FashionMnistBatcher| {
+        DataLoaderBuilder::new(batcher)
             .batch_size(config.batch_size)
-            .num_workers(config.workers);
-        if shuffle {
-            builder.shuffle(config.seed)
-        } else {
-            builder
-        }
+            .num_workers(config.workers)
     };
     let train_items = train_set.len();
+    let batches_done = (first_epoch - 1) * train_items.div_ceil(config.batch_size);
+    let augmenter = Augmenter::new(config.crop_padding, config.horizontal_flip, config.seed)
+        .skipping(batches_done as u64);
     let splits = (train_set.clone(), test_set.clone());
-    let loader_train = loader(true).build(train_set);
-    let loader_test = loader(false).build(test_set);
+    let loader_train = loader(FashionMnistBatcher::augmented(augmenter))
+        .shuffle(config.seed)
+        .build(train_set);
+    let loader_test = loader(FashionMnistBatcher::default()).build(test_set);
+    // A plain constant rate stays a bare number (as runs before schedules existed saved it).
+    let scheduler: ModuleLrScheduler =
+        if config.lr_schedule == LrSchedule::Constant && config.warmup_epochs == 0 {
+            config.lr.into()
+        } else {
+            WarmupCosine::new(&config, train_items).into()
+        };
 
     let checkpoints = run.checkpoints();
     let interrupter = Interrupter::new();
@@ -191,7 +207,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
 
     let signals = StopOnSignals::install(interrupter, options.tui)
         .map_err(|e| TrainError::Training(format!("cannot install the Ctrl-C handler: {e}")))?;
-    let result = training.launch(Learner::new(model, config.optimizer(), config.lr));
+    let result = training.launch(Learner::new(model, config.optimizer(), scheduler));
     drop(signals);
     if let Some(error) = result.error {
         return Err(TrainError::Training(error.to_string()));

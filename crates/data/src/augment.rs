@@ -1,0 +1,168 @@
+//! Training-time augmentation: a random crop of the image padded with background (a shift of
+//! up to `padding` pixels each way) and a random horizontal flip. Never vertical: garments have
+//! an up and a down. Reproducible: the random numbers come from the seed and a batch counter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{IMAGE_PIXELS, IMAGE_SIDE};
+
+/// The image shifted by (`dx`, `dy`) pixels (right and down when positive), the uncovered part
+/// background (0), then mirrored left-right when `flip`. Equals padding by |shift| on each side
+/// and cropping 28x28 at the shifted offset.
+pub fn shift_and_flip(
+    image: &[u8; IMAGE_PIXELS],
+    dx: isize,
+    dy: isize,
+    flip: bool,
+) -> [u8; IMAGE_PIXELS] {
+    let side = IMAGE_SIDE as isize;
+    let mut out = [0u8; IMAGE_PIXELS];
+    for y in 0..side {
+        let sy = y - dy;
+        if !(0..side).contains(&sy) {
+            continue;
+        }
+        for x in 0..side {
+            let sx = if flip { side - 1 - x } else { x } - dx;
+            if (0..side).contains(&sx) {
+                out[(y * side + x) as usize] = image[(sy * side + sx) as usize];
+            }
+        }
+    }
+    out
+}
+
+/// Draws a shift and a flip per image, from a seed and a count of the batches drawn so far.
+#[derive(Debug, Clone)]
+pub struct Augmenter {
+    /// Largest shift each way (the crop's padding); 0 = no shifts.
+    pub padding: usize,
+    /// Mirror half of the images left-right.
+    pub flip: bool,
+    seed: u64,
+    batches: Arc<AtomicU64>,
+}
+
+impl Augmenter {
+    /// An augmenter for `padding` and `flip`, its random numbers seeded by `seed`.
+    pub fn new(padding: usize, flip: bool, seed: u64) -> Self {
+        Self {
+            padding,
+            flip,
+            seed,
+            batches: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The same augmenter with its first `batches` batches already drawn: a run resumed after
+    /// that many batches draws what the uninterrupted run would have drawn next.
+    pub fn skipping(self, batches: u64) -> Self {
+        self.batches.store(batches, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether it changes anything.
+    pub fn is_active(&self) -> bool {
+        self.padding > 0 || self.flip
+    }
+
+    /// The augmented copies of one batch of images (the next batch in the seeded sequence).
+    pub fn batch<'a>(
+        &self,
+        images: impl Iterator<Item = &'a [u8; IMAGE_PIXELS]>,
+    ) -> Vec<[u8; IMAGE_PIXELS]> {
+        let batch = self.batches.fetch_add(1, Ordering::Relaxed);
+        let mut state = splitmix64(self.seed ^ splitmix64(batch.wrapping_add(0x5eed)));
+        let span = 2 * self.padding as u64 + 1;
+        images
+            .map(|image| {
+                let r = splitmix64(state);
+                state = r;
+                let dx = (r % span) as isize - self.padding as isize;
+                let dy = ((r >> 20) % span) as isize - self.padding as isize;
+                let flip = self.flip && (r >> 63) == 1;
+                shift_and_flip(image, dx, dy, flip)
+            })
+            .collect()
+    }
+}
+
+/// One step of SplitMix64: a well-mixed 64-bit value from any 64-bit input.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbered() -> [u8; IMAGE_PIXELS] {
+        std::array::from_fn(|i| (i % 251) as u8 + 1)
+    }
+
+    #[test]
+    fn shift_moves_pixels_and_fills_with_background() {
+        let image = numbered();
+        let same = shift_and_flip(&image, 0, 0, false);
+        assert_eq!(same, image);
+        let moved = shift_and_flip(&image, 2, 1, false);
+        // Pixel (y, x) comes from (y - 1, x - 2); the first row and two columns are background.
+        assert_eq!(moved[5 * 28 + 7], image[4 * 28 + 5]);
+        assert!(moved[..28].iter().all(|&p| p == 0));
+        assert!((0..28).all(|y| moved[y * 28] == 0 && moved[y * 28 + 1] == 0));
+        let back = shift_and_flip(&image, -3, -3, false);
+        assert_eq!(back[0], image[3 * 28 + 3]);
+        assert_eq!(back[27 * 28 + 27], 0);
+    }
+
+    #[test]
+    fn flip_is_horizontal_only() {
+        let image = numbered();
+        let flipped = shift_and_flip(&image, 0, 0, true);
+        for y in 0..28 {
+            for x in 0..28 {
+                assert_eq!(flipped[y * 28 + x], image[y * 28 + 27 - x]);
+            }
+        }
+        assert_eq!(shift_and_flip(&flipped, 0, 0, true), image);
+    }
+
+    #[test]
+    fn same_seed_same_augmentations_and_both_kinds_happen() {
+        let images = vec![numbered(); 64];
+        let a = Augmenter::new(2, true, 7);
+        let b = Augmenter::new(2, true, 7);
+        let first = a.batch(images.iter());
+        assert_eq!(first, b.batch(images.iter()));
+        // The next batch differs from the first; another seed differs too.
+        assert_ne!(first, a.batch(images.iter()));
+        assert_ne!(first, Augmenter::new(2, true, 8).batch(images.iter()));
+        // Over a batch: some images flipped, some shifted, some left where they were.
+        let plain = numbered();
+        let flipped = first
+            .iter()
+            .filter(|im| im[0] == plain[27] || im[0] == 0)
+            .count();
+        assert!(first.iter().any(|im| *im != plain));
+        assert!(flipped > 0);
+        // Shifts stay within the padding: a 2-pixel border at most is background.
+        for im in &first {
+            let blank_rows = (0..28).filter(|y| im[y * 28..y * 28 + 28].iter().all(|&p| p == 0));
+            assert!(blank_rows.count() <= 2);
+        }
+        // Skipping batches lands where drawing them would have.
+        let c = Augmenter::new(2, true, 7);
+        c.batch(images.iter());
+        let second = c.batch(images.iter());
+        let skipped = Augmenter::new(2, true, 7).skipping(1);
+        assert_eq!(skipped.batch(images.iter()), second);
+        // Nothing asked, nothing changed.
+        let none = Augmenter::new(0, false, 7);
+        assert!(!none.is_active());
+        assert!(none.batch(images.iter()).iter().all(|im| *im == plain));
+    }
+}

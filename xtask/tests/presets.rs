@@ -1,0 +1,267 @@
+//! `--preset`, the options beyond the coursework from the command line, and the shipped
+//! pretrained model (`artifacts/pretrained/`): inference with no run named, and its test
+//! accuracy reproduced exactly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::lr_scheduler::LrScheduler;
+use common::{assert_user_error, xtask};
+use fashion_mixer_data::synthetic;
+use fashion_mixer_model::Activation;
+use fashion_mixer_train::metrics::read_metrics;
+use fashion_mixer_train::schedule::WarmupCosine;
+use fashion_mixer_train::training::load_config;
+use fashion_mixer_train::{LrSchedule, RunDir, TrainingConfig};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A generated data set in a temporary folder.
+fn data() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 512, 128).unwrap();
+    (tmp, data)
+}
+
+/// Equal to 4 significant digits (metrics.csv's precision).
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-4 * b.abs()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `train --preset best` trains (every option of the preset on: LayerNorm, residuals,
+/// overlapping-free 4x4 patches, AdamW, warm-up, label smoothing, augmentation), saves the
+/// preset's configuration with the flags' overrides, and the record serves inference.
+#[test]
+fn preset_best_trains_and_flags_override_it() {
+    let (tmp, data) = data();
+    let run = tmp.path().join("best");
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let out = xtask(&[
+        "train",
+        "--preset",
+        "best",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--no-tui",
+        "--data-dir",
+        data_s,
+        "--artifacts",
+        run_s,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let saved = load_config(&RunDir::new(&run)).unwrap();
+    assert_eq!(
+        saved,
+        TrainingConfig::best().with_epochs(2).with_batch_size(64)
+    );
+    // Two warm-up epochs of 8 steps (metrics.csv holds each epoch's mean rate): steps 1-8
+    // average 4.5/16 of the peak 2e-3, steps 9-16 average 12.5/16.
+    let rows = read_metrics(&RunDir::new(&run).metrics()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(close(rows[0].learning_rate, 2e-3 * 4.5 / 16.0), "{rows:?}");
+    assert!(close(rows[1].learning_rate, 2e-3 * 12.5 / 16.0), "{rows:?}");
+    assert!(rows[1].test_loss < 10f64.ln(), "{rows:?}");
+    let out = xtask(&[
+        "infer",
+        "--artifacts",
+        run_s,
+        "--data-dir",
+        data_s,
+        "--index",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("test[3]"));
+
+    let out = xtask(&["train", "--preset", "fastest", "--artifacts", run_s]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown preset 'fastest' (expected coursework or best)"));
+}
+
+/// Every switch from the command line lands in config.json, and the run trains.
+#[test]
+fn every_option_from_the_command_line() {
+    let (tmp, data) = data();
+    let run = tmp.path().join("options");
+    let out = xtask(&[
+        "train",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--no-tui",
+        "--patch-size",
+        "7",
+        "--patch-stride",
+        "3",
+        "--residual",
+        "--layer-norm",
+        "--activation",
+        "gelu",
+        "--dropout",
+        "0.1",
+        "--optimizer",
+        "adamw",
+        "--weight-decay",
+        "0.05",
+        "--lr-schedule",
+        "cosine",
+        "--warmup-epochs",
+        "1",
+        "--min-lr",
+        "1e-5",
+        "--label-smoothing",
+        "0.1",
+        "--crop-padding",
+        "3",
+        "--horizontal-flip",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = load_config(&RunDir::new(&run)).unwrap();
+    assert_eq!(c.model.patch_stride, Some(3));
+    assert!(c.model.residual && c.model.layer_norm);
+    assert_eq!(c.model.activation, Activation::Gelu);
+    assert_eq!(c.model.dropout, 0.1);
+    assert_eq!(c.lr_schedule, LrSchedule::Cosine);
+    assert_eq!(
+        (c.warmup_epochs, c.min_lr, c.label_smoothing),
+        (1, 1e-5, 0.1)
+    );
+    assert_eq!((c.crop_padding, c.horizontal_flip), (3, true));
+    let rows = read_metrics(&RunDir::new(&run).metrics()).unwrap();
+    // Warm-up over epoch 1, then the cosine over epoch 2 (each row the epoch's mean rate).
+    let mut schedule = WarmupCosine::new(&c, 512);
+    let lrs: Vec<f64> = (0..16).map(|_| schedule.step()).collect();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    assert!(close(rows[0].learning_rate, mean(&lrs[..8])), "{rows:?}");
+    assert!(close(rows[1].learning_rate, mean(&lrs[8..])), "{rows:?}");
+    assert!(lrs[8..].windows(2).all(|w| w[1] < w[0]) && close(lrs[15], 1e-5));
+    assert!(rows.iter().all(|r| r.train_loss.is_finite()), "{rows:?}");
+
+    // A switch turned off again after a preset.
+    let run2 = tmp.path().join("no-flip");
+    let out = xtask(&[
+        "train",
+        "--preset",
+        "best",
+        "--horizontal-flip",
+        "false",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "64",
+        "--no-tui",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!load_config(&RunDir::new(&run2)).unwrap().horizontal_flip);
+
+    // The preset's 2 warm-up epochs do not fit in 1: a clear error, no run folder.
+    let run3 = tmp.path().join("too-short");
+    let out = xtask(&[
+        "train",
+        "--preset",
+        "best",
+        "--epochs",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run3.to_str().unwrap(),
+    ]);
+    assert_user_error(
+        "warm-up longer than the run",
+        &out,
+        &["warmup_epochs must be at most epochs, got 2"],
+    );
+    assert!(!run3.exists());
+}
+
+/// `infer` with no `--artifacts` uses the shipped model, and on the product photos in
+/// crates/train/tests/images/ names the garment each shows.
+#[test]
+fn infer_uses_the_pretrained_model_by_default() {
+    let images = root().join("crates/train/tests/images");
+    let expected = [
+        ("tshirt.jpg", "T-shirt/top"),
+        ("trousers.png", "Trouser"),
+        ("sneaker.jpg", "Sneaker"),
+        ("bag.png", "Bag"),
+        ("dress.jpg", "Dress"),
+        ("ankle-boot.png", "Ankle boot"),
+    ];
+    let paths: Vec<String> = expected
+        .iter()
+        .map(|(f, _)| images.join(f).to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["infer", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), expected.len());
+    for (line, (file, class)) in lines.iter().zip(expected) {
+        assert_eq!(line["predicted"], class, "{file}: {line}");
+    }
+}
+
+/// `eval` of the shipped model gives exactly the test accuracy its eval.json (and README) state.
+#[test]
+fn pretrained_model_reproduces_its_stated_test_accuracy() {
+    let dirs = fashion_mixer_data::locate::search_dirs(None, &root());
+    let Ok(data) = fashion_mixer_data::locate::locate(&dirs) else {
+        eprintln!("SKIPPED: real Fashion-MNIST is not installed");
+        return;
+    };
+    let shipped = root().join("artifacts/pretrained");
+    let stated: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped.join("eval.json")).unwrap()).unwrap();
+    // Evaluate a copy: eval writes eval.json beside the record.
+    let tmp = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.bpk"] {
+        std::fs::copy(shipped.join(file), tmp.path().join(file)).unwrap();
+    }
+    let out = xtask(&[
+        "eval",
+        "--artifacts",
+        tmp.path().to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--backend",
+        "flex",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("eval.json")).unwrap())
+            .unwrap();
+    assert_eq!(got["test"]["items"], 10_000);
+    assert_eq!(got["test"]["confusion"], stated["test"]["confusion"]);
+    assert_eq!(got["test"]["accuracy"], stated["test"]["accuracy"]);
+    let percent = format!(
+        "{:.2}%",
+        100.0 * stated["test"]["accuracy"].as_f64().unwrap()
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains(&percent), "README does not state {percent}");
+    assert!(text(&out.stdout).contains(&format!("test: accuracy {percent}")));
+}
