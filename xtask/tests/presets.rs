@@ -32,6 +32,19 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-4 * b.abs()
 }
 
+/// `train --no-tui --data-dir DATA --artifacts RUN` with `flags`.
+fn train(data: &Path, run: &Path, flags: &[&str]) -> std::process::Output {
+    let mut args = vec!["train", "--no-tui"];
+    args.extend(flags);
+    args.extend([
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run.to_str().unwrap(),
+    ]);
+    xtask(&args)
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -44,20 +57,11 @@ fn preset_best_trains_and_flags_override_it() {
     let (tmp, data) = data();
     let run = tmp.path().join("best");
     let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let out = xtask(&[
-        "train",
-        "--preset",
-        "best",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--no-tui",
-        "--data-dir",
-        data_s,
-        "--artifacts",
-        run_s,
-    ]);
+    let out = train(
+        &data,
+        &run,
+        &["--preset", "best", "--epochs", "2", "--batch-size", "64"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let saved = load_config(&RunDir::new(&run)).unwrap();
     assert_eq!(
@@ -93,43 +97,16 @@ fn preset_best_trains_and_flags_override_it() {
 fn every_option_from_the_command_line() {
     let (tmp, data) = data();
     let run = tmp.path().join("options");
-    let out = xtask(&[
-        "train",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--no-tui",
-        "--patch-size",
-        "7",
-        "--patch-stride",
-        "3",
-        "--residual",
-        "--layer-norm",
-        "--activation",
-        "gelu",
-        "--dropout",
-        "0.1",
-        "--optimizer",
-        "adamw",
-        "--weight-decay",
-        "0.05",
-        "--lr-schedule",
-        "cosine",
-        "--warmup-epochs",
-        "1",
-        "--min-lr",
-        "1e-5",
-        "--label-smoothing",
-        "0.1",
-        "--crop-padding",
-        "3",
-        "--horizontal-flip",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--artifacts",
-        run.to_str().unwrap(),
-    ]);
+    #[rustfmt::skip]
+    let flags = [
+        "--epochs", "2", "--batch-size", "64",
+        "--patch-size", "7", "--patch-stride", "3", "--residual", "--layer-norm",
+        "--activation", "gelu", "--dropout", "0.1",
+        "--optimizer", "adamw", "--weight-decay", "0.05",
+        "--lr-schedule", "cosine", "--warmup-epochs", "1", "--min-lr", "1e-5",
+        "--label-smoothing", "0.1", "--crop-padding", "3", "--horizontal-flip",
+    ];
+    let out = train(&data, &run, &flags);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let c = load_config(&RunDir::new(&run)).unwrap();
     assert_eq!(c.model.patch_stride, Some(3));
@@ -154,38 +131,25 @@ fn every_option_from_the_command_line() {
 
     // A switch turned off again after a preset.
     let run2 = tmp.path().join("no-flip");
-    let out = xtask(&[
-        "train",
+    let flags = [
         "--preset",
         "best",
         "--horizontal-flip",
         "false",
         "--epochs",
         "2",
-        "--limit-train",
-        "64",
-        "--no-tui",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--artifacts",
-        run2.to_str().unwrap(),
-    ]);
+    ];
+    let out = train(
+        &data,
+        &run2,
+        &[&flags[..], &["--limit-train", "64"]].concat(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!load_config(&RunDir::new(&run2)).unwrap().horizontal_flip);
 
     // The preset's 2 warm-up epochs do not fit in 1: a clear error, no run folder.
     let run3 = tmp.path().join("too-short");
-    let out = xtask(&[
-        "train",
-        "--preset",
-        "best",
-        "--epochs",
-        "1",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--artifacts",
-        run3.to_str().unwrap(),
-    ]);
+    let out = train(&data, &run3, &["--preset", "best", "--epochs", "1"]);
     assert_user_error(
         "warm-up longer than the run",
         &out,
@@ -199,14 +163,12 @@ fn every_option_from_the_command_line() {
 #[test]
 fn infer_uses_the_pretrained_model_by_default() {
     let images = root().join("crates/train/tests/images");
-    let expected = [
-        ("tshirt.jpg", "T-shirt/top"),
-        ("trousers.png", "Trouser"),
-        ("sneaker.jpg", "Sneaker"),
-        ("bag.png", "Bag"),
-        ("dress.jpg", "Dress"),
-        ("ankle-boot.png", "Ankle boot"),
-    ];
+    let labels = std::fs::read_to_string(images.join("labels.csv")).unwrap();
+    let expected: Vec<(&str, &str)> = labels
+        .lines()
+        .skip(1)
+        .map(|line| line.split_once(',').unwrap())
+        .collect();
     let paths: Vec<String> = expected
         .iter()
         .map(|(f, _)| images.join(f).to_str().unwrap().to_string())

@@ -384,26 +384,16 @@ mod tests {
         let run = |logits: Tensor<2>| {
             let grads = (logits.clone() * logits.clone()).sum().backward();
             let block = &model.blocks[0];
+            let gamma = |norm: &Option<LayerNorm>| {
+                let norm = norm.as_ref().unwrap();
+                norm.gamma.grad(&grads).unwrap().into_data()
+            };
             [
                 logits.into_data(),
                 model.stem.linear.weight.grad(&grads).unwrap().into_data(),
                 block.w1.weight.grad(&grads).unwrap().into_data(),
-                block
-                    .norm1
-                    .as_ref()
-                    .unwrap()
-                    .gamma
-                    .grad(&grads)
-                    .unwrap()
-                    .into_data(),
-                model
-                    .norm
-                    .as_ref()
-                    .unwrap()
-                    .gamma
-                    .grad(&grads)
-                    .unwrap()
-                    .into_data(),
+                gamma(&block.norm1),
+                gamma(&model.norm),
             ]
         };
         let fast = run(model.forward(images.clone()));

@@ -1,5 +1,5 @@
 //! The product photos in `tests/images/` (drawn for these tests: garments on light backgrounds,
-//! several sizes, PNG and JPEG) become inputs like the data set's: a dark background, a bright
+//! several sizes, PNG and JPEG; `labels.csv` names each one's class) become inputs like the data set's: a dark background, a bright
 //! garment filling the frame, and an overall brightness within the range of the data set's own
 //! images.
 
@@ -9,18 +9,20 @@ use burn::data::dataset::Dataset;
 use fashion_mixer_data::{FashionMnistDataset, IMAGE_PIXELS, IMAGE_SIDE, Split};
 use fashion_mixer_train::inference::load_image;
 
-/// The test images, each with the class it shows.
-pub const IMAGES: [(&str, &str); 6] = [
-    ("tshirt.jpg", "T-shirt/top"),
-    ("trousers.png", "Trouser"),
-    ("sneaker.jpg", "Sneaker"),
-    ("bag.png", "Bag"),
-    ("dress.jpg", "Dress"),
-    ("ankle-boot.png", "Ankle boot"),
-];
-
 fn images_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images")
+}
+
+/// The test images and the class each shows, from `tests/images/labels.csv`.
+fn images() -> Vec<(String, String)> {
+    let csv = std::fs::read_to_string(images_dir().join("labels.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            let (file, class) = line.split_once(',').unwrap();
+            (file.to_string(), class.to_string())
+        })
+        .collect()
 }
 
 fn mean(image: &[u8; IMAGE_PIXELS]) -> f64 {
@@ -48,8 +50,10 @@ fn brightness_range() -> (f64, f64) {
 #[test]
 fn product_photos_become_data_set_like_inputs() {
     let (low, high) = brightness_range();
-    for (file, class) in IMAGES {
-        let image = load_image(&images_dir().join(file)).unwrap();
+    let images = images();
+    assert!(images.len() >= 6);
+    for (file, class) in images {
+        let image = load_image(&images_dir().join(&file)).unwrap();
         let what = format!("{file} ({class})");
         // The background is dark as in the data set: most corners, and a good part of the
         // frame (the garment fills the frame along its longer side, so it may touch edges).
