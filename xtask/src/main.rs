@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod data;
 mod eval;
+mod fpu;
 mod infer;
 mod model;
 mod report;
@@ -51,6 +52,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    fpu::install();
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Model(args) => model::run(&args),
