@@ -173,6 +173,9 @@ fn infer_uses_the_pretrained_model_by_default() {
         .iter()
         .map(|(f, _)| images.join(f).to_str().unwrap().to_string())
         .collect();
+    // The shipped model is the `best` preset, trained as it stands.
+    let shipped = load_config(&RunDir::new(root().join("artifacts/pretrained"))).unwrap();
+    assert_eq!(shipped, TrainingConfig::best());
     let mut args = vec!["infer", "--json"];
     args.extend(paths.iter().map(String::as_str));
     let out = xtask(&args);

@@ -44,6 +44,13 @@ impl RunDir {
         self.root.join("eval.json")
     }
 
+    /// `logs/`: Burn's own metric logs (`train/`, `valid/`) and `experiment.log`. Kept apart
+    /// from the files written here: Burn lists its folder while the last epoch's files are still
+    /// being written, and panics when a listed file is renamed or deleted under it.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
     /// `checkpoint/`: per-epoch model, optimizer and scheduler records.
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoint")

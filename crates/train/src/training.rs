@@ -171,13 +171,13 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let checkpoints = run.checkpoints();
     let interrupter = Interrupter::new();
     let divergence = DivergenceSlot::default();
-    let mut training = SupervisedTraining::new(run.root(), loader_train, loader_test)
+    let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
         .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(CpuUse::new())
         .metric_train_numeric(CpuMemory::new())
-        .with_metric_logger(FileMetricLogger::new(run.root()))
+        .with_metric_logger(FileMetricLogger::new(run.logs()))
         .with_metric_logger(
             CsvMetricLogger::new(run.metrics(), config.epochs, !options.tui)
                 .with_interrupter(interrupter.clone(), divergence.clone()),
