@@ -35,7 +35,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let loaded = load_model(&run, args.backend)?;
     let (train, test) = load_splits(&args.data.locate()?, &loaded.config)?;
     let eval = evaluate(&run, &loaded, &train, &test)?;
-    println!("record: {} (backend {})", eval.record, eval.backend);
+    println!(
+        "record: {} (backend {})",
+        run.root().join(&eval.record).display(),
+        eval.backend
+    );
     for (name, split) in [("train", &eval.train), ("test", &eval.test)] {
         println!(
             "{name:>5}: accuracy {:.2}%  loss {:.4}  ({} items)",

@@ -24,6 +24,14 @@ impl RunDir {
         &self.root
     }
 
+    /// `path` relative to the folder when it lies inside it (else `path` whole), as text.
+    pub fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
     /// `config.json`: the full training configuration.
     pub fn config(&self) -> PathBuf {
         self.root.join("config.json")

@@ -28,7 +28,8 @@ pub struct SplitScore {
 /// What `eval` measures and writes to `eval.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// The record evaluated.
+    /// The record evaluated, relative to the run's folder (`model.bpk`, or a checkpoint of an
+    /// unfinished run), so the file stays the same wherever the folder is.
     pub record: String,
     /// The backend that ran it.
     pub backend: String,
@@ -91,7 +92,7 @@ pub fn evaluate(
 ) -> Result<Evaluation, TrainError> {
     let batch_size = loaded.config.batch_size;
     let evaluation = Evaluation {
-        record: loaded.record.display().to_string(),
+        record: run.relative(&loaded.record),
         backend: loaded.backend.to_string(),
         train: score(loaded, train, batch_size),
         test: score(loaded, test, batch_size),

@@ -537,7 +537,7 @@ pub fn current_evaluation(run: &RunDir) -> Option<Evaluation> {
         return None;
     }
     let eval: Evaluation = serde_json::from_slice(&std::fs::read(run.eval()).ok()?).ok()?;
-    (eval.record == record.display().to_string()).then_some(eval)
+    (eval.record == run.relative(&record)).then_some(eval)
 }
 
 /// Reports on the run in `run` from its `config.json` and `metrics.csv`. The record (the final
