@@ -31,7 +31,8 @@ pub struct InferArgs {
     /// Test-set items to predict (repeatable)
     #[arg(long = "index", value_name = "N")]
     pub indices: Vec<usize>,
-    /// Image files (PNG or JPEG, any size or colour)
+    /// Image files (PNG or JPEG, any size or colour; each classified in both left-right
+    /// orientations, the probabilities averaged)
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
     /// One JSON object per line instead of text
@@ -81,8 +82,16 @@ pub fn run(args: &InferArgs) -> Result<()> {
 
     let artifacts = args.artifacts.clone().unwrap_or_else(pretrained);
     let loaded = load_model(&RunDir::new(&artifacts), args.backend)?;
-    let pixels: Vec<[u8; IMAGE_PIXELS]> = inputs.iter().map(|i| i.pixels).collect();
-    for (input, probs) in inputs.iter().zip(loaded.probabilities(&pixels)) {
+    // Test-set items as the model was scored (`eval`); image files in both left-right
+    // orientations, since a photo's garment may face either way.
+    let (items, photos): (Vec<&Input>, Vec<&Input>) =
+        inputs.iter().partition(|i| i.label.is_some());
+    let pixels = |inputs: &[&Input]| -> Vec<[u8; IMAGE_PIXELS]> {
+        inputs.iter().map(|i| i.pixels).collect()
+    };
+    let mut probabilities = loaded.probabilities(&pixels(&items));
+    probabilities.extend(loaded.probabilities_either_way(&pixels(&photos)));
+    for (input, probs) in items.iter().chain(&photos).zip(probabilities) {
         let top = top_k(&probs, 3);
         let truth = input.label.map(|l| CLASS_NAMES[l as usize]);
         if args.json {
