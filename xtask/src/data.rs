@@ -17,13 +17,33 @@ pub struct DataDirArg {
     /// datasets/fashion-mnist/, then /usr/share/datasets/fashion-mnist/).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Never download the data set where it is missing (also: FASHION_MNIST_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 impl DataDirArg {
-    /// The directory holding the data, or an error listing where it was looked for.
+    /// The directory holding the data. Where no place searched has it, and the user named no
+    /// directory and did not ask for --offline, it is downloaded into datasets/fashion-mnist/.
     pub fn locate(&self) -> Result<PathBuf> {
-        let dirs = locate::search_dirs(self.data_dir.as_deref(), &project_root());
-        Ok(locate::locate(&dirs)?)
+        let root = project_root();
+        let dirs = locate::search_dirs(self.data_dir.as_deref(), &root);
+        let may_download = !self.offline
+            && !locate::offline_from_env()
+            && !locate::user_named_dir(self.data_dir.as_deref());
+        let sources = if may_download {
+            FetchPlan::sources_from_env()
+        } else {
+            Vec::new()
+        };
+        let dest = root.join(locate::PROJECT_DIR);
+        Ok(locate::locate_or_fetch(&dirs, &dest, &sources, |dest| {
+            eprintln!(
+                "Fashion-MNIST not found on this machine: downloading it into {} \
+                 (checksum-verified; --offline or FASHION_MNIST_OFFLINE=1 turns this off)",
+                dest.display()
+            )
+        })?)
     }
 }
 

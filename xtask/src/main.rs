@@ -50,7 +50,22 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Burn's fallback device for what it creates without one is the CPU (flex), not the first GPU
+/// API it can start: burn-optim restores optimizer state onto `Device::default()` (then moves it
+/// to each parameter's device), and the default would otherwise start wgpu, and with it the
+/// machine's Vulkan/GL drivers, in every `--resume`, whatever the backend. `$BURN_DEVICE`, when
+/// set, is left alone.
+#[allow(unsafe_code)]
+fn cpu_as_default_device() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so no thread
+        // can read the environment while it changes.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
+}
+
 fn main() -> ExitCode {
+    cpu_as_default_device();
     let cli = Cli::parse();
     fpu::install();
     let result = match cli.command {

@@ -103,7 +103,7 @@ impl ModelArgs {
 pub fn run(args: &ModelArgs) -> Result<()> {
     let config = args.apply(ModelConfig::new());
     config.validate()?;
-    let model = config.init(&Backend::Flex.device())?;
+    let model = config.init(&Backend::Flex.device()?)?;
     println!("{model}");
     println!();
     println!(

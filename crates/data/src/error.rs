@@ -129,6 +129,14 @@ pub enum DataError {
         /// What went wrong.
         message: String,
     },
+    /// The data set is nowhere on this machine and no address could deliver it.
+    #[error("{}", download_failed_message(dest, tried))]
+    DownloadFailed {
+        /// Where it was to be downloaded.
+        dest: PathBuf,
+        /// Each base address tried, with what went wrong.
+        tried: Vec<(String, String)>,
+    },
     /// A downloaded file does not match its published checksum.
     #[error("{}: MD5 checksum mismatch: expected {expected}, found {found}", path.display())]
     ChecksumMismatch {
@@ -149,6 +157,20 @@ impl DataError {
             source,
         }
     }
+}
+
+fn download_failed_message(dest: &std::path::Path, tried: &[(String, String)]) -> String {
+    let tried: Vec<String> = tried
+        .iter()
+        .map(|(url, why)| format!("{url} ({why})"))
+        .collect();
+    format!(
+        "Fashion-MNIST is not on this machine and could not be downloaded into {}; tried: {}. \
+         Other ways: `apt-get install dataset-fashion-mnist` (Debian), or `--data-dir DIR` \
+         naming a folder that holds the four IDX files",
+        dest.display(),
+        tried.join("; ")
+    )
 }
 
 fn not_found_message(searched: &[(PathBuf, String)]) -> String {

@@ -11,6 +11,14 @@ use crate::error::DataError;
 /// Where Zalando Research publishes Fashion-MNIST.
 pub const OFFICIAL_BASE_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
 
+/// A mirror of the same four files (Zalando Research's repository on GitHub).
+pub const GITHUB_BASE_URL: &str =
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/";
+
+/// Environment variable with base addresses (comma-separated) to download from instead of
+/// [`OFFICIAL_BASE_URL`] and [`GITHUB_BASE_URL`].
+pub const ENV_MIRROR: &str = "FASHION_MNIST_MIRROR";
+
 /// One file to fetch: its name (appended to the base address) and its MD5 checksum (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
@@ -72,6 +80,26 @@ impl FetchPlan {
                 .collect(),
             progress: true,
         }
+    }
+
+    /// The official files from each base address to try, in order: `$FASHION_MNIST_MIRROR`'s
+    /// (comma-separated) when set, else the official site, then the GitHub mirror.
+    pub fn sources_from_env() -> Vec<Self> {
+        let bases: Vec<String> = match std::env::var(ENV_MIRROR) {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => vec![OFFICIAL_BASE_URL.into(), GITHUB_BASE_URL.into()],
+        };
+        bases
+            .into_iter()
+            .map(|base_url| Self {
+                base_url,
+                ..Self::official()
+            })
+            .collect()
     }
 
     /// Fetches every file into `dest`, skipping those already there and valid.

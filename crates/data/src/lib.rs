@@ -14,6 +14,7 @@ pub mod idx;
 pub mod locate;
 pub mod picture;
 pub mod synthetic;
+pub mod testing;
 
 #[cfg(feature = "burn")]
 pub use batcher::{FashionMnistBatch, FashionMnistBatcher, MEAN, STD, normalise};

@@ -12,6 +12,22 @@ pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// The project's own data directory, relative to the project root.
 pub const PROJECT_DIR: &str = "datasets/fashion-mnist";
 
+/// Environment variable that turns downloading off (any value but empty, `0` or `false`).
+pub const ENV_OFFLINE: &str = "FASHION_MNIST_OFFLINE";
+
+/// Whether the user named the data directory (`explicit`, or `$FASHION_MNIST_DIR`): then it
+/// is the only place searched, and nothing is downloaded into it behind their back.
+pub fn user_named_dir(explicit: Option<&Path>) -> bool {
+    explicit.is_some() || std::env::var_os(ENV_DIR).is_some_and(|v| !v.is_empty())
+}
+
+/// `$FASHION_MNIST_OFFLINE` asks for no download.
+pub fn offline_from_env() -> bool {
+    std::env::var(ENV_OFFLINE)
+        .map(|v| !matches!(v.trim(), "" | "0" | "false"))
+        .unwrap_or(false)
+}
+
 /// The directories to search, in order.
 ///
 /// A directory the user named (`explicit`, from `--data-dir`, or else `$FASHION_MNIST_DIR`)
@@ -38,6 +54,39 @@ pub fn locate(dirs: &[PathBuf]) -> Result<PathBuf, DataError> {
         }
     }
     Err(DataError::NotFound { searched })
+}
+
+/// The first of `dirs` that holds all four files; where none does, downloads them with the
+/// first of `sources` that works into `dest` (`on_download` is told first, with `dest`), as
+/// torchvision's `download=True` does. With no `sources`, the same error as [`locate`].
+///
+/// A failed download is [`DataError::DownloadFailed`]: every address tried, with its error.
+#[cfg(feature = "fetch")]
+pub fn locate_or_fetch(
+    dirs: &[PathBuf],
+    dest: &Path,
+    sources: &[crate::fetch::FetchPlan],
+    on_download: impl FnOnce(&Path),
+) -> Result<PathBuf, DataError> {
+    let not_found = match locate(dirs) {
+        Ok(dir) => return Ok(dir),
+        Err(err) => err,
+    };
+    if sources.is_empty() {
+        return Err(not_found);
+    }
+    on_download(dest);
+    let mut tried = Vec::new();
+    for plan in sources {
+        match plan.run(dest) {
+            Ok(_) => return Ok(dest.to_path_buf()),
+            Err(err) => tried.push((plan.base_url.clone(), err.to_string())),
+        }
+    }
+    Err(DataError::DownloadFailed {
+        dest: dest.to_path_buf(),
+        tried,
+    })
 }
 
 /// `None` when `dir` holds all four files; otherwise what is missing.

@@ -257,7 +257,7 @@ mod tests {
     /// outputs and every weight's gradient agree within 1e-4, on both CPU backends.
     #[test]
     fn fast_forward_matches_reference_with_gradients() {
-        for device in [crate::Backend::Flex, crate::Backend::Ndarray].map(|b| b.device()) {
+        for device in [crate::Backend::Flex, crate::Backend::Ndarray].map(|b| b.device().unwrap()) {
             device.seed(3);
             let device = device.autodiff();
             let block = MixerBlock::new(16, &ModelConfig::new(), &device);

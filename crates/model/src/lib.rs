@@ -11,7 +11,7 @@ mod stem;
 #[cfg(feature = "train")]
 mod step;
 
-pub use backend::Backend;
+pub use backend::{Backend, DeviceError, WGPU_START_TIMEOUT};
 pub use block::MixerBlock;
 pub use model::{Activation, Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;

@@ -337,7 +337,7 @@ mod tests {
         use burn::tensor::Distribution;
         for backend in [crate::Backend::Flex, crate::Backend::Ndarray] {
             for (k, depth) in [(7, 2), (4, 1), (14, 3)] {
-                let device = backend.device();
+                let device = backend.device().unwrap();
                 device.seed(11);
                 let device = device.autodiff();
                 let config = ModelConfig::new().with_patch_size(k).with_depth(depth);

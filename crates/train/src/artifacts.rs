@@ -1,9 +1,8 @@
 //! A run's folder: what is written there, under which names, and how (atomically).
 
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-
-use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
 use crate::error::TrainError;
 
@@ -69,6 +68,15 @@ impl RunDir {
         self.checkpoints().join(checkpoint_file("model", epoch))
     }
 
+    /// Whether the model, optimizer and scheduler checkpoints of `epoch` all exist.
+    pub fn has_checkpoint(&self, epoch: usize) -> bool {
+        CHECKPOINT_KINDS.iter().all(|kind| {
+            self.checkpoints()
+                .join(checkpoint_file(kind, epoch))
+                .is_file()
+        })
+    }
+
     /// The newest epoch whose model, optimizer and scheduler checkpoints all exist.
     pub fn last_checkpoint(&self) -> Option<usize> {
         let entries = std::fs::read_dir(self.checkpoints()).ok()?;
@@ -81,14 +89,50 @@ impl RunDir {
                     .parse::<usize>()
                     .ok()
             })
-            .filter(|&epoch| {
-                ["optim", "scheduler"].iter().all(|kind| {
-                    self.checkpoints()
-                        .join(checkpoint_file(kind, epoch))
-                        .is_file()
-                })
-            })
+            .filter(|&epoch| self.has_checkpoint(epoch))
             .max()
+    }
+
+    /// `.lock`: held by the one process that writes the run (see [`RunDir::lock`]).
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// Makes this process the run's only writer until the returned guard is dropped: an OS
+    /// file lock on `.lock` (which then holds this process's id). The kernel releases it when
+    /// the process ends, however it ends, so a killed run never leaves a stale lock. A second
+    /// writer gets [`TrainError::RunInUse`] at once. The folder must exist.
+    pub fn lock(&self) -> Result<RunLock, TrainError> {
+        let path = self.lock_file();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let pid = std::process::id().to_string();
+                file.set_len(0)
+                    .and_then(|()| file.rewind())
+                    .and_then(|()| file.write_all(pid.as_bytes()))
+                    .map_err(|e| TrainError::io(&path, e))?;
+                Ok(RunLock { _file: file })
+            }
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let pid = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
+                Err(TrainError::RunInUse {
+                    path: self.root.clone(),
+                    pid,
+                })
+            }
+            Err(TryLockError::Error(e)) => Err(TrainError::io(&path, e)),
+        }
     }
 
     /// Creates the folder (and its parents); an existing file in the way is an error.
@@ -122,10 +166,19 @@ impl RunDir {
     }
 }
 
+/// A run folder's write lock, held until dropped (see [`RunDir::lock`]).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
 /// How [`write_atomic`]'s temporary files are named.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-fn checkpoint_file(kind: &str, epoch: usize) -> String {
+/// The three records of a checkpoint, in the order the Learner saves them.
+pub const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
+
+pub(crate) fn checkpoint_file(kind: &str, epoch: usize) -> String {
     format!("{kind}-{epoch}.bpk")
 }
 
@@ -136,60 +189,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Errors name `path`, never the temporary file (tempfile adds its name to its errors).
+    let fail = |e: std::io::Error| TrainError::io(path, os_error(e));
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
-        .map_err(|e| TrainError::io(path, e))?;
-    tmp.write_all(bytes).map_err(|e| TrainError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| TrainError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| TrainError::io(path, e.error))?;
+        .map_err(fail)?;
+    let file = tmp.as_file_mut();
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
 }
 
-/// Burn's file checkpointer (`<dir>/<name>-<epoch>.bpk`), but each file is written atomically.
-pub struct AtomicFileCheckpointer {
-    directory: PathBuf,
-    name: String,
-}
-
-impl AtomicFileCheckpointer {
-    /// Checkpoints named `<name>-<epoch>.bpk` in `directory` (created if needed).
-    pub fn new(directory: &Path, name: &str) -> Result<Self, TrainError> {
-        std::fs::create_dir_all(directory).map_err(|e| TrainError::io(directory, e))?;
-        Ok(Self {
-            directory: directory.to_path_buf(),
-            name: name.to_string(),
-        })
+/// The operating system's error inside `e`, without the path that tempfile wraps around it.
+fn os_error(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
     }
-
-    fn path(&self, epoch: usize) -> PathBuf {
-        self.directory.join(checkpoint_file(&self.name, epoch))
-    }
-}
-
-impl<R: Checkpoint> Checkpointer<R> for AtomicFileCheckpointer {
-    fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
-        let bytes = record
-            .checkpoint_into_bytes()
-            .map_err(CheckpointerError::Record)?;
-        write_atomic(&self.path(epoch), &bytes)
-            .map_err(|e| CheckpointerError::Unknown(e.to_string()))
-    }
-
-    fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
-        R::load(self.path(epoch))
-    }
-
-    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
-        match std::fs::remove_file(self.path(epoch)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(CheckpointerError::IOError(e))
-            }
-            _ => Ok(()),
-        }
+    let code = e
+        .get_ref()
+        .and_then(|inner| inner.source())
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error);
+    match code {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => e,
     }
 }
 

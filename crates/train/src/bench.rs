@@ -85,7 +85,7 @@ pub fn bench(
     options: BenchOptions,
 ) -> Result<BenchReport, TrainError> {
     config.validate()?;
-    let device = config.backend.device();
+    let device = config.backend.device()?;
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
     let batcher = FashionMnistBatcher::default();

@@ -11,6 +11,9 @@ pub enum TrainError {
     /// The model configuration describes no valid model.
     #[error("invalid model configuration: {0}")]
     Model(#[from] fashion_mixer_model::ModelConfigError),
+    /// The backend's device could not be started.
+    #[error(transparent)]
+    Device(#[from] fashion_mixer_model::DeviceError),
     /// The configuration cannot train.
     #[error("invalid configuration: {0}")]
     Config(#[from] crate::config::TrainingConfigError),
@@ -21,6 +24,26 @@ pub enum TrainError {
         path: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
+    },
+    /// Another process writes this run folder.
+    #[error("{}: in use by another process ({}); wait for it to end, or stop it, then try again", path.display(), pid.map_or("its id unknown".to_string(), |p| format!("pid {p}")))]
+    RunInUse {
+        /// The run folder.
+        path: PathBuf,
+        /// The process holding its lock, when it could be read.
+        pid: Option<u32>,
+    },
+    /// Training stopped because a file of the run could not be written (a full disk, say).
+    #[error("{}", write_failed_message(path, cause, *kept, run))]
+    WriteFailed {
+        /// The file that could not be written (its final name).
+        path: PathBuf,
+        /// Why, in words.
+        cause: String,
+        /// The last epoch whose checkpoint and `metrics.csv` row are complete on disk.
+        kept: Option<usize>,
+        /// The run folder.
+        run: PathBuf,
     },
     /// The artifacts path exists and is not a folder.
     #[error("{}: exists and is not a directory", .0.display())]
@@ -97,6 +120,18 @@ impl TrainError {
             source,
         }
     }
+}
+
+fn write_failed_message(path: &Path, cause: &str, kept: Option<usize>, run: &Path) -> String {
+    let next = match kept {
+        Some(epoch) => format!(
+            "kept: epochs 1 to {epoch} (checkpoint and metrics.csv row); free space, then \
+             continue with `cargo xtask train --artifacts {} --resume`",
+            run.display()
+        ),
+        None => "no epoch was complete, so nothing is kept; free space, then start again".into(),
+    };
+    format!("{}: cannot write: {cause}; {next}", path.display())
 }
 
 fn diverged_message(at: &crate::metrics::Divergence, checkpoint: Option<&Path>) -> String {

@@ -49,7 +49,7 @@ pub fn record_path(run: &RunDir) -> Result<PathBuf, TrainError> {
 pub fn load_model(run: &RunDir, backend: Option<Backend>) -> Result<LoadedModel, TrainError> {
     let config = load_config(run)?;
     let backend = backend.unwrap_or(config.backend);
-    let device = backend.device();
+    let device = backend.device()?;
     let path = record_path(run)?;
     let bad = |message: String| TrainError::BadRecord {
         path: path.clone(),
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn either_way_is_the_mean_over_both_mirrors() {
         let backend = Backend::default();
-        let device = backend.device();
+        let device = backend.device().unwrap();
         let config = TrainingConfig::new();
         let loaded = LoadedModel {
             model: config.model.init(&device).unwrap(),

@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod evaluation;

@@ -13,10 +13,11 @@ use burn::train::{Interrupter, Learner, SupervisedTraining};
 use fashion_mixer_data::augment::Augmenter;
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 
-use crate::artifacts::{AtomicFileCheckpointer, RunDir, write_atomic};
+use crate::artifacts::{RunDir, write_atomic};
+use crate::checkpoint::AtomicFileCheckpointer;
 use crate::config::{LrSchedule, TrainingConfig};
 use crate::error::TrainError;
-use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochMetrics, read_metrics};
+use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics};
 use crate::renderer::PlainRenderer;
 use crate::report::{ReportFiles, report_run};
 use crate::schedule::WarmupCosine;
@@ -102,6 +103,8 @@ pub fn load_splits(
 /// completed epoch, and `model.bpk` when the last epoch is done.
 pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
     let run = &options.run;
+    // One writer per run folder: held until this function returns.
+    let mut lock = None;
     let (config, checkpoint) = if options.resume {
         if !run.config().is_file() {
             return Err(TrainError::NothingToResume {
@@ -109,6 +112,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
                 reason: "no config.json".into(),
             });
         }
+        lock = Some(run.lock()?);
         let config = load_config(run)?;
         run.remove_stale_temp_files();
         let checkpoint = run.last_checkpoint();
@@ -132,13 +136,20 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     };
     let first_epoch = checkpoint.unwrap_or(0) + 1;
 
-    // The data first: a run that cannot start leaves no folder behind to block the next try.
+    // The data and the device first: a run that cannot start leaves no folder behind to block
+    // the next try.
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
+    let device = config.backend.device()?;
     if !options.resume {
         run.create()?;
+        lock = Some(run.lock()?);
+        // Another process may have started a run here since the check above.
+        if run.config().exists() {
+            return Err(TrainError::RunExists(run.root().to_path_buf()));
+        }
         save_config(run, &config)?;
     }
-    let device = config.backend.device();
+    let _lock = lock;
     device.seed(config.seed);
     let model = config
         .model
@@ -171,6 +182,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let checkpoints = run.checkpoints();
     let interrupter = Interrupter::new();
     let divergence = DivergenceSlot::default();
+    let ledger = EpochLedger::new(run.clone(), interrupter.clone());
     let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
         .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
@@ -179,13 +191,13 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         .metric_train_numeric(CpuMemory::new())
         .with_metric_logger(FileMetricLogger::new(run.logs()))
         .with_metric_logger(
-            CsvMetricLogger::new(run.metrics(), config.epochs, !options.tui)
+            CsvMetricLogger::new(ledger.clone(), config.epochs, !options.tui)
                 .with_interrupter(interrupter.clone(), divergence.clone()),
         )
         .with_custom_checkpointers(
-            AtomicFileCheckpointer::new(&checkpoints, "model")?,
-            AtomicFileCheckpointer::new(&checkpoints, "optim")?,
-            AtomicFileCheckpointer::new(&checkpoints, "scheduler")?,
+            AtomicFileCheckpointer::new(&checkpoints, "model", ledger.clone())?,
+            AtomicFileCheckpointer::new(&checkpoints, "optim", ledger.clone())?,
+            AtomicFileCheckpointer::new(&checkpoints, "scheduler", ledger.clone())?,
         )
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
         .num_epochs(config.epochs)
@@ -209,6 +221,18 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         .map_err(|e| TrainError::Training(format!("cannot install the Ctrl-C handler: {e}")))?;
     let result = training.launch(Learner::new(model, config.optimizer(), scheduler));
     drop(signals);
+    ledger.flush();
+    if let Some(failure) = ledger.failure() {
+        // A full disk, say: the folder holds every epoch up to the last complete one.
+        return Err(TrainError::WriteFailed {
+            path: failure.path,
+            cause: failure.cause,
+            kept: read_metrics(&run.metrics())
+                .ok()
+                .and_then(|rows| rows.last().map(|r| r.epoch)),
+            run: run.root().to_path_buf(),
+        });
+    }
     if let Some(error) = result.error {
         return Err(TrainError::Training(error.to_string()));
     }

@@ -49,6 +49,7 @@ fn brightness_range() -> (f64, f64) {
 
 #[test]
 fn product_photos_become_data_set_like_inputs() {
+    let _rng = super::flex_rng();
     let (low, high) = brightness_range();
     let images = images();
     assert!(images.len() >= 6);

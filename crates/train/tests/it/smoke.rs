@@ -88,10 +88,14 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize) {
 
 #[test]
 fn flex_trains_two_epochs_and_reloads() {
+    let _rng = super::flex_rng();
     smoke(Backend::Flex, 400, 100);
 }
 
 #[test]
 fn wgpu_trains_two_epochs_and_reloads() {
+    if let Err(err) = Backend::Wgpu.device() {
+        return fashion_mixer_data::testing::skip(&err.to_string());
+    }
     smoke(Backend::Wgpu, 300, 100);
 }

@@ -6,6 +6,7 @@ use fashion_mixer_train::bench::{BenchOptions, bench};
 
 #[test]
 fn bench_reports_positive_rates() {
+    let _rng = super::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     synthetic::write_idx_dir(tmp.path(), 200, 10).unwrap();
     let data = FashionMnistDataset::load(tmp.path(), Split::Train).unwrap();

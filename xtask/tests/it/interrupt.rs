@@ -148,9 +148,14 @@ fn sigkill_in_the_middle_of_an_epoch_then_resume() {
     assert_eq!(rows, vec![first], "killed inside epoch 2");
     assert_record_loads(&f.run, &f.run.checkpoint_model(1));
     assert!(!f.run.model().exists());
+    // The killed process's lock went with it.
+    assert!(f.run.lock_file().is_file());
+    drop(f.run.lock().expect("the lock is free after SIGKILL"));
 
     let out = f.run(&["--resume"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // On flex, nothing else speaks: no GPU or GL driver was woken (their messages go to stderr).
+    assert_eq!(text(&out.stderr), "", "stderr of a flex --resume");
     let rows = read_metrics(&f.run.metrics()).unwrap();
     assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(rows[0], first, "row 1 is kept exactly");
@@ -250,4 +255,141 @@ fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
     assert_eq!(read_metrics(&f.run.metrics()).unwrap(), good);
     assert_record_loads(&f.run, &f.run.checkpoint_model(1));
     assert_eq!(std::fs::read(f.run.model()).unwrap(), record_before);
+}
+
+/// Two `--resume` of one run at once: the first trains, the second is refused at once with one
+/// line naming the first's process; neither panics, and the run ends whole.
+#[test]
+fn a_second_writer_is_refused() {
+    let f = Fixture::new(ITEMS, 500);
+    let out = f.run(&["--epochs", "1", "--batch-size", "64"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut config = load_config(&f.run).unwrap();
+    config.epochs = 3;
+    std::fs::write(
+        f.run.config(),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+
+    let first = f.spawn(&["--resume"]);
+    let pid = first.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(f.run.lock_file()).unwrap_or_default() != pid {
+        assert!(
+            Instant::now() < deadline,
+            "the first --resume never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let second = f.run(&["--resume"]);
+    let stderr = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for needle in ["in use by another process", &format!("pid {pid}")] {
+        assert!(stderr.contains(needle), "missing {needle:?}: {stderr}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not refused at once"
+    );
+
+    let out = first.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let rows = read_metrics(&f.run.metrics()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(f.run.model().is_file());
+}
+
+/// A tmpfs of `mib` MiB mounted at a fresh folder, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (after `skip`) where this process may not mount (it is not root).
+    fn mount(mib: u32) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Self { dir }),
+            other => {
+                fashion_mixer_data::testing::skip(&format!(
+                    "cannot mount a small tmpfs to fill (needs root): {other:?}"
+                ));
+                None
+            }
+        }
+    }
+
+    fn resize(&self, mib: u32) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={mib}m")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A run on a 3 MiB file system: epoch 1's checkpoint (about 1.7 MB) fits, epoch 2's does not.
+/// One line names the checkpoint file (not a temporary one), the cause, what was kept and what
+/// to do; metrics.csv holds no row without its checkpoint; after space is freed, --resume ends
+/// the run.
+#[test]
+fn a_full_disk_is_said_plainly_and_resume_continues() {
+    let Some(disk) = Tmpfs::mount(3) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 512, 64).unwrap();
+    let run = RunDir::new(disk.dir.path().join("run"));
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--no-tui",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--artifacts",
+            run.root().to_str().unwrap(),
+        ];
+        args.extend(extra);
+        xtask().args(args).output().unwrap()
+    };
+    let out = args(&["--epochs", "3", "--batch-size", "64", "--backend", "flex"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for needle in [
+        "checkpoint/",
+        "-2.bpk: cannot write: no space left on the device",
+        "kept: epochs 1 to 1",
+        "free space",
+        "--resume",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?}: {stderr}");
+    }
+    assert!(!stderr.contains(TEMP_PREFIX), "{stderr}");
+    let rows = read_metrics(&run.metrics()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1]);
+    assert_eq!(run.last_checkpoint(), Some(1));
+
+    disk.resize(64);
+    let out = args(&["--resume"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = read_metrics(&run.metrics()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(run.model().is_file());
+    assert!(temp_files(run.root()).is_empty());
 }

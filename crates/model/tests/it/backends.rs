@@ -1,8 +1,8 @@
 //! The same weights and input give the same logits on flex, ndarray and wgpu.
 //!
 //! wgpu needs a Vulkan (or Metal/DX12) device; on a machine without a GPU, Mesa's lavapipe
-//! (`apt-get install mesa-vulkan-drivers`) provides one. This test does not skip wgpu: a machine
-//! where it cannot start fails here, loudly.
+//! (`apt-get install mesa-vulkan-drivers`) provides one. Where none can start, the test says
+//! `SKIPPED` and passes; under CI it fails.
 
 use burn::prelude::*;
 use fashion_mixer_model::{Backend, ModelConfig};
@@ -19,7 +19,7 @@ fn input(batch: usize) -> TensorData {
 }
 
 fn logits(backend: Backend, record: burn::store::ModuleRecord) -> Vec<f32> {
-    let device = backend.device();
+    let device = backend.device().unwrap();
     let model = ModelConfig::new()
         .init(&device)
         .unwrap()
@@ -34,7 +34,7 @@ fn logits(backend: Backend, record: burn::store::ModuleRecord) -> Vec<f32> {
 
 #[test]
 fn flex_ndarray_and_wgpu_agree() {
-    let reference_device = Backend::Flex.device();
+    let reference_device = Backend::Flex.device().unwrap();
     reference_device.seed(3);
     let record = ModelConfig::new()
         .init(&reference_device)
@@ -42,7 +42,12 @@ fn flex_ndarray_and_wgpu_agree() {
         .into_record();
     let flex = logits(Backend::Flex, record.clone());
     assert_eq!(flex.len(), 40);
-    for backend in [Backend::Ndarray, Backend::Wgpu] {
+    let mut backends = vec![Backend::Ndarray];
+    match Backend::Wgpu.device() {
+        Ok(_) => backends.push(Backend::Wgpu),
+        Err(err) => fashion_mixer_data::testing::skip(&format!("the wgpu part: {err}")),
+    }
+    for backend in backends {
         let other = logits(backend, record.clone());
         let worst = flex
             .iter()

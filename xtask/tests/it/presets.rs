@@ -2,7 +2,7 @@
 //! pretrained model (`artifacts/pretrained/`): inference with no run named, and its test
 //! accuracy reproduced exactly.
 
-mod common;
+use super::common;
 
 use std::path::{Path, PathBuf};
 
@@ -193,9 +193,7 @@ fn infer_uses_the_pretrained_model_by_default() {
 /// `eval` of the shipped model gives exactly the test accuracy its eval.json (and README) state.
 #[test]
 fn pretrained_model_reproduces_its_stated_test_accuracy() {
-    let dirs = fashion_mixer_data::locate::search_dirs(None, &root());
-    let Ok(data) = fashion_mixer_data::locate::locate(&dirs) else {
-        eprintln!("SKIPPED: real Fashion-MNIST is not installed");
+    let Some(data) = fashion_mixer_data::testing::real_data_dir() else {
         return;
     };
     let shipped = root().join("artifacts/pretrained");

@@ -55,6 +55,7 @@ fn assert_png(path: &std::path::Path, size: (u32, u32)) {
 
 #[test]
 fn report_from_metrics_and_record() {
+    let _rng = super::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     synthetic::write_idx_dir(&data_dir, 64, 40).unwrap();
@@ -105,6 +106,7 @@ fn report_from_metrics_and_record() {
 
 #[test]
 fn report_without_record_has_curves_but_no_confusion() {
+    let _rng = super::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let (run, _) = run_with_history(tmp.path(), false);
     let files = report_run(&run, None).unwrap();

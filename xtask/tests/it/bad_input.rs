@@ -11,7 +11,7 @@ use fashion_mixer_train::artifacts::write_atomic;
 use fashion_mixer_train::training::save_config;
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
-mod common;
+use super::common;
 use common::{assert_user_error, xtask};
 
 /// A data set of `n` items per split (raw IDX), valid until a case breaks one file.

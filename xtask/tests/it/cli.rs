@@ -5,7 +5,7 @@ use std::process::Output;
 
 use fashion_mixer_data::{Split, idx};
 
-mod common;
+use super::common;
 use common::xtask;
 
 fn assert_user_error(out: &Output, needles: &[&str]) {
@@ -83,4 +83,18 @@ fn data_info_lists_where_it_looked() {
             "cargo xtask data fetch",
         ],
     );
+}
+
+/// With --offline (or FASHION_MNIST_OFFLINE=1) and no data anywhere, the error lists the places
+/// searched and the ways to get the data; nothing is downloaded. (An empty --data-dir: a named
+/// directory is the only place searched, and is never downloaded into.)
+#[test]
+fn missing_data_is_not_downloaded_into_a_named_dir_or_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().to_str().unwrap();
+    let out = xtask(&["data", "info", "--data-dir", empty, "--offline"]);
+    assert_user_error(&out, &["Fashion-MNIST not found", empty, "apt-get install"]);
+    let out = xtask(&["data", "info", "--data-dir", empty]);
+    assert_user_error(&out, &["Fashion-MNIST not found", empty]);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fashion_mixer_data::fetch::{FetchOutcome, FetchPlan, RemoteFile};
-use fashion_mixer_data::{DataError, FashionMnistDataset, Split, idx};
+use fashion_mixer_data::{DataError, FashionMnistDataset, Split, idx, locate};
 
 /// Serves `files` by name (404 otherwise) on a fresh loopback port; returns the base URL.
 /// The thread answers at most `max_requests` requests, then stops.
@@ -182,4 +182,73 @@ fn http_error_names_the_url() {
     assert!(msg.contains(&format!("{base}missing.gz")), "{msg}");
     assert!(msg.contains("404"), "{msg}");
     assert!(leftovers(dest.path()).is_empty());
+}
+
+/// An address on which nothing listens: a connection there is refused at once.
+fn dead_base() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/data/", listener.local_addr().unwrap());
+    drop(listener);
+    base
+}
+
+/// First use: nothing in the places searched, so the files come from the first address that
+/// answers (a dead one is passed over), into the project's data folder; a second call finds
+/// them and downloads nothing.
+#[test]
+fn missing_data_is_downloaded_on_first_use() {
+    let files = small_dataset();
+    let sources = [
+        plan_for(dead_base(), &files),
+        plan_for(serve(files.clone(), 4), &files),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("datasets/fashion-mnist");
+    let dirs = vec![dest.clone(), tmp.path().join("elsewhere")];
+    let mut told = Vec::new();
+    let found = locate::locate_or_fetch(&dirs, &dest, &sources, |d| told.push(d.to_path_buf()));
+    assert_eq!(found.unwrap(), dest);
+    assert_eq!(told, vec![dest.clone()]);
+    let test = FashionMnistDataset::load(&dest, Split::Test).unwrap();
+    assert_eq!(test.labels(), &[9, 0, 5]);
+    assert!(leftovers(&dest).is_empty());
+
+    // The server has answered its 4 requests and stopped: nothing is asked of it again.
+    let again = locate::locate_or_fetch(&dirs, &dest, &sources, |_| panic!("downloads again"));
+    assert_eq!(again.unwrap(), dest);
+}
+
+/// No network: one message naming every address tried and the other ways to get the data.
+#[test]
+fn failed_download_names_the_addresses_and_the_alternatives() {
+    let files = small_dataset();
+    let (a, b) = (dead_base(), dead_base());
+    let sources = [plan_for(a.clone(), &files), plan_for(b.clone(), &files)];
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("fm");
+    let err =
+        locate::locate_or_fetch(std::slice::from_ref(&dest), &dest, &sources, |_| {}).unwrap_err();
+    assert!(matches!(err, DataError::DownloadFailed { .. }), "{err}");
+    let msg = err.to_string();
+    for needle in [
+        a.as_str(),
+        b.as_str(),
+        "apt-get install dataset-fashion-mnist",
+        "--data-dir",
+    ] {
+        assert!(msg.contains(needle), "missing {needle:?}: {msg}");
+    }
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(leftovers(&dest).is_empty());
+}
+
+/// Without sources (offline, or a directory the user named) the error is the plain not-found.
+#[test]
+fn offline_gives_the_not_found_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = locate::locate_or_fetch(&[tmp.path().to_path_buf()], tmp.path(), &[], |_| {
+        panic!("no download offline")
+    })
+    .unwrap_err();
+    assert!(matches!(err, DataError::NotFound { .. }), "{err}");
 }

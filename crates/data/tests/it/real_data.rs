@@ -1,20 +1,11 @@
 //! Reads the real Fashion-MNIST when it is installed (Debian's `dataset-fashion-mnist`, or
-//! `$FASHION_MNIST_DIR`, or `datasets/fashion-mnist/`); says so and passes when it is not.
-
-use std::path::Path;
+//! `$FASHION_MNIST_DIR`, or `datasets/fashion-mnist/`); when it is not, says so and passes (fails under CI).
 
 use burn::data::dataset::Dataset;
-use fashion_mixer_data::{CLASS_NAMES, FashionMnistDataset, Split, locate};
+use fashion_mixer_data::{CLASS_NAMES, FashionMnistDataset, Split};
 
 fn data_dir() -> Option<std::path::PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    match locate::locate(&locate::search_dirs(None, &root)) {
-        Ok(dir) => Some(dir),
-        Err(err) => {
-            eprintln!("SKIPPED: real Fashion-MNIST is not installed: {err}");
-            None
-        }
-    }
+    fashion_mixer_data::testing::real_data_dir()
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! A seed fixes a run: the same config on flex gives the same metrics.csv (timings aside).
-//! (Its own test binary, so no other test reseeds the process-wide RNG meanwhile.)
+//! (It holds `FLEX_RNG`, so no other test reseeds the process-wide RNG meanwhile.)
 
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::Backend;
@@ -27,6 +27,7 @@ fn run_once(root: &std::path::Path, data_dir: &std::path::Path) -> Vec<EpochMetr
 
 #[test]
 fn same_seed_same_metrics_on_flex() {
+    let _rng = super::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     synthetic::write_idx_dir(&data_dir, 300, 100).unwrap();

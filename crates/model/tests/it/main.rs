@@ -1,0 +1,3 @@
+//! The integration tests of `model`, in one binary (each file in `tests/` would link Burn again).
+
+mod backends;

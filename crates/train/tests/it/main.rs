@@ -1,0 +1,19 @@
+//! The integration tests of `train`, in one binary (each file in `tests/` would link Burn again).
+
+mod bench;
+mod determinism;
+mod images;
+mod report;
+mod smoke;
+
+/// Held by every test that trains or steps on flex in this process: the backend's random
+/// numbers come from one process-wide generator, and a test reseeding it while another trains
+/// would change the other's run (the determinism test compares two runs exactly).
+pub static FLEX_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`FLEX_RNG`] (a test that panicked while holding it does not block the others).
+pub fn flex_rng() -> std::sync::MutexGuard<'static, ()> {
+    FLEX_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

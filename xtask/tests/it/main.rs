@@ -1,0 +1,8 @@
+//! The integration tests of `xtask`, in one binary (each file in `tests/` would link Burn again).
+
+mod bad_input;
+mod cli;
+mod common;
+mod interrupt;
+mod presets;
+mod train_cli;
