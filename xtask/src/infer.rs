@@ -28,8 +28,9 @@ pub struct InferArgs {
     /// Backend to run on [default: the run's]
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<Backend>,
-    /// Test-set items to predict (repeatable)
-    #[arg(long = "index", value_name = "N")]
+    /// Test-set items to predict: `--index 0 1 2`, `--index 0,1,2` or `--index 0 --index 1`
+    /// (image files go before it, or after `--`)
+    #[arg(long = "index", value_name = "N", num_args = 1.., value_delimiter = ',')]
     pub indices: Vec<usize>,
     /// Image files (PNG or JPEG, any size or colour; each classified in both left-right
     /// orientations, the probabilities averaged)

@@ -80,8 +80,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Every error of the libraries states its cause in its own message; printing the chain
+        // as well (`{:#}`) would say the cause twice.
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {err}");
             ExitCode::from(2)
         }
     }

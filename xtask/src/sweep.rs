@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use fashion_mixer_model::Backend;
+use fashion_mixer_train::Progress;
 use fashion_mixer_train::sweep::{GRIDS, SweepOverrides, grid, sweep};
 
 use crate::data::DataDirArg;
@@ -52,7 +53,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         limit_train: args.limit_train,
         backend: args.backend,
     };
-    let report = sweep(&root, &runs, &overrides, &args.data.locate()?)?;
+    let progress = Progress::new(|line| println!("{line}"));
+    let report = sweep(&root, &runs, &overrides, &args.data.locate()?, &progress)?;
     for o in &report.outcomes {
         let last = o.history.last().map_or("no epoch".to_string(), |m| {
             format!("test accuracy {:.2}%", 100.0 * m.test_accuracy)

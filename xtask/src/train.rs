@@ -8,7 +8,7 @@ use clap::Args;
 use fashion_mixer_model::Backend;
 use fashion_mixer_train::config::PRESETS;
 use fashion_mixer_train::training::{TrainOptions, train};
-use fashion_mixer_train::{LrSchedule, OptimizerKind, RunDir, TrainingConfig};
+use fashion_mixer_train::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingConfig};
 
 use crate::data::DataDirArg;
 use crate::model::ModelArgs;
@@ -186,6 +186,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         data_dir: args.data.locate()?,
         resume: args.resume,
         tui: !args.no_tui && std::io::stdout().is_terminal(),
+        progress: Progress::new(|line| println!("{line}")),
     };
     let report = train(config, &options)?;
     let total = report.config.epochs;

@@ -5,7 +5,64 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, Linea
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
-use crate::model::{Activation, ModelConfig};
+/// The hidden layers' non-linearity g.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(0, x), as the coursework specifies.
+    #[default]
+    Relu,
+    /// The Gaussian error linear unit, x * Phi(x).
+    Gelu,
+}
+
+/// One block's shape and switches (the model's [`ModelConfig`](crate::ModelConfig) makes one
+/// per block).
+#[derive(Config, Debug, PartialEq)]
+pub struct MixerBlockConfig {
+    /// N_p: tokens (patches) per image.
+    pub patches: usize,
+    /// d: features per token.
+    pub dim: usize,
+    /// Hidden width of the token-mixing MLP.
+    pub token_hidden: usize,
+    /// Hidden width of the channel-mixing MLP.
+    pub channel_hidden: usize,
+    /// LayerNorm over the features before each half.
+    #[config(default = false)]
+    pub layer_norm: bool,
+    /// Each half's input added to its output.
+    #[config(default = false)]
+    pub residual: bool,
+    /// g.
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+    /// Dropout probability on the hidden units while training (0: none).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+impl MixerBlockConfig {
+    /// A block with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> MixerBlock {
+        let (patches, dim) = (self.patches, self.dim);
+        let norm = || {
+            self.layer_norm
+                .then(|| LayerNormConfig::new(dim).init(device))
+        };
+        MixerBlock {
+            w1: LinearConfig::new(patches, self.token_hidden).init(device),
+            w2: LinearConfig::new(self.token_hidden, patches).init(device),
+            w3: LinearConfig::new(dim, self.channel_hidden).init(device),
+            w4: LinearConfig::new(self.channel_hidden, dim).init(device),
+            norm1: norm(),
+            norm2: norm(),
+            dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
+            gelu: self.activation == Activation::Gelu,
+            residual: self.residual,
+        }
+    }
+}
 
 /// A Mixer block. With every switch off (the default) it is exactly the coursework's block
 /// (g = ReLU, no residuals, no norms, no dropout). With X the block's input (N_p x d, per image):
@@ -43,28 +100,6 @@ pub struct MixerBlock {
 }
 
 impl MixerBlock {
-    /// A block for `patches` tokens, shaped and switched as `config` says.
-    pub fn new(patches: usize, config: &ModelConfig, device: &Device) -> Self {
-        let (dim, token_hidden, channel_hidden) =
-            (config.dim, config.token_hidden, config.channel_hidden);
-        let norm = || {
-            config
-                .layer_norm
-                .then(|| LayerNormConfig::new(dim).init(device))
-        };
-        Self {
-            w1: LinearConfig::new(patches, token_hidden).init(device),
-            w2: LinearConfig::new(token_hidden, patches).init(device),
-            w3: LinearConfig::new(dim, channel_hidden).init(device),
-            w4: LinearConfig::new(channel_hidden, dim).init(device),
-            norm1: norm(),
-            norm2: norm(),
-            dropout: (config.dropout > 0.0).then(|| DropoutConfig::new(config.dropout).init()),
-            gelu: config.activation == Activation::Gelu,
-            residual: config.residual,
-        }
-    }
-
     /// g, then dropout (when on and training): the hidden layer of either MLP.
     fn hidden<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
         let h = if self.gelu { gelu(h) } else { relu(h) };
@@ -141,11 +176,7 @@ mod tests {
 
     /// A coursework block (all switches off) for `patches` tokens of `dim` features.
     fn plain(patches: usize, dim: usize, device: &Device) -> MixerBlock {
-        let config = ModelConfig::new()
-            .with_dim(dim)
-            .with_token_hidden(1)
-            .with_channel_hidden(1);
-        MixerBlock::new(patches, &config, device)
+        MixerBlockConfig::new(patches, dim, 1, 1).init(device)
     }
 
     fn linear(weight: Vec<f32>, shape: [usize; 2], bias: Vec<f32>, device: &Device) -> Linear {
@@ -260,7 +291,7 @@ mod tests {
         for device in [crate::Backend::Flex, crate::Backend::Ndarray].map(|b| b.device().unwrap()) {
             device.seed(3);
             let device = device.autodiff();
-            let block = MixerBlock::new(16, &ModelConfig::new(), &device);
+            let block = MixerBlockConfig::new(16, 128, 64, 256).init(&device);
             let x = Tensor::<3>::random([8, 16, 128], Distribution::Normal(0.0, 1.0), &device);
             let weights =
                 Tensor::<3>::random([8, 16, 128], Distribution::Normal(0.0, 1.0), &device);

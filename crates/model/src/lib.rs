@@ -12,8 +12,8 @@ mod stem;
 mod step;
 
 pub use backend::{Backend, DeviceError, WGPU_START_TIMEOUT};
-pub use block::MixerBlock;
-pub use model::{Activation, Model, ModelConfig, ModelConfigError};
+pub use block::{Activation, MixerBlock, MixerBlockConfig};
+pub use model::{Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;
 
 /// Test helpers shared by the crate's unit tests.

@@ -4,19 +4,8 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use fashion_mixer_data::IMAGE_SIDE;
 
-use crate::block::MixerBlock;
+use crate::block::{Activation, MixerBlock, MixerBlockConfig};
 use crate::stem::PatchStem;
-
-/// The hidden layers' non-linearity g.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// max(0, x), as the coursework specifies.
-    #[default]
-    Relu,
-    /// The Gaussian error linear unit, x * Phi(x).
-    Gelu,
-}
 
 /// The architecture's hyperparameters; the defaults are the coursework model (143,786
 /// parameters), and every option beyond the coursework is off.
@@ -151,12 +140,19 @@ impl ModelConfig {
     /// Builds the model with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> Result<Model, ModelConfigError> {
         self.validate()?;
-        let patches = self.num_patches();
+        let block = MixerBlockConfig::new(
+            self.num_patches(),
+            self.dim,
+            self.token_hidden,
+            self.channel_hidden,
+        )
+        .with_layer_norm(self.layer_norm)
+        .with_residual(self.residual)
+        .with_activation(self.activation)
+        .with_dropout(self.dropout);
         Ok(Model {
             stem: PatchStem::with_stride(self.patch_size, self.stride(), self.dim, device),
-            blocks: (0..self.depth)
-                .map(|_| MixerBlock::new(patches, self, device))
-                .collect(),
+            blocks: (0..self.depth).map(|_| block.init(device)).collect(),
             norm: self
                 .layer_norm
                 .then(|| LayerNormConfig::new(self.dim).init(device)),

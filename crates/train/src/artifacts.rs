@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use crate::config::TrainingConfig;
 use crate::error::TrainError;
 
 /// The files of one run.
@@ -164,6 +165,30 @@ impl RunDir {
         }
         removed
     }
+}
+
+/// Reads a run's `config.json`.
+pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
+    let path = run.config();
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    // Fields a file lacks (it was written before they existed) keep their defaults, which
+    // are the settings runs had before those fields existed.
+    let config =
+        TrainingConfig::from_partial_json(&text).map_err(|message| TrainError::BadConfigFile {
+            path: path.clone(),
+            message,
+        })?;
+    config.validate().map_err(|e| TrainError::BadConfigFile {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(config)
+}
+
+/// Writes a run's `config.json` atomically.
+pub fn save_config(run: &RunDir, config: &TrainingConfig) -> Result<(), TrainError> {
+    let json = serde_json::to_string_pretty(config).expect("a config always serialises");
+    write_atomic(&run.config(), json.as_bytes())
 }
 
 /// A run folder's write lock, held until dropped (see [`RunDir::lock`]).

@@ -87,7 +87,7 @@ pub enum TrainError {
     #[error("{}", diverged_message(at, checkpoint.as_deref()))]
     Diverged {
         /// Where.
-        at: crate::metrics::Divergence,
+        at: Divergence,
         /// The newest checkpoint (from the last completed epoch), if any.
         checkpoint: Option<PathBuf>,
     },
@@ -112,6 +112,19 @@ pub enum TrainError {
     Training(String),
 }
 
+/// Where the loss stopped being a finite number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Divergence {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based step (batch) within the epoch's pass.
+    pub step: usize,
+    /// In the training pass (else the test pass).
+    pub train: bool,
+    /// The loss value (NaN or infinite).
+    pub loss: f64,
+}
+
 impl TrainError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
@@ -134,7 +147,7 @@ fn write_failed_message(path: &Path, cause: &str, kept: Option<usize>, run: &Pat
     format!("{}: cannot write: {cause}; {next}", path.display())
 }
 
-fn diverged_message(at: &crate::metrics::Divergence, checkpoint: Option<&Path>) -> String {
+fn diverged_message(at: &Divergence, checkpoint: Option<&Path>) -> String {
     let pass = if at.train { "training" } else { "test" };
     let next = match checkpoint {
         Some(path) => format!(

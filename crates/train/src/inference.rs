@@ -11,10 +11,9 @@ pub use fashion_mixer_data::picture::prepare_image;
 use fashion_mixer_data::{FashionMnistBatcher, IMAGE_PIXELS, NUM_CLASSES};
 use fashion_mixer_model::{Backend, Model};
 
-use crate::artifacts::RunDir;
+use crate::artifacts::{RunDir, load_config};
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
-use crate::training::load_config;
 
 /// A trained model, ready for inference.
 #[derive(Debug)]

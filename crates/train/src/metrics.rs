@@ -14,7 +14,9 @@ use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 
 use crate::artifacts::{RunDir, write_atomic};
+pub use crate::error::Divergence;
 use crate::error::TrainError;
+use crate::progress::Progress;
 
 /// The header of `metrics.csv`.
 pub const METRICS_HEADER: &str =
@@ -122,19 +124,6 @@ pub fn record_epoch(path: &Path, row: EpochMetrics) -> Result<(), TrainError> {
     rows.retain(|r| r.epoch != row.epoch);
     rows.push(row);
     write_metrics(path, &rows)
-}
-
-/// Where the loss stopped being a finite number.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Divergence {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// 1-based step (batch) within the epoch's pass.
-    pub step: usize,
-    /// In the training pass (else the test pass).
-    pub train: bool,
-    /// The loss value (NaN or infinite).
-    pub loss: f64,
 }
 
 /// Shared between the logger, which detects a divergence, and the code that launched training.
@@ -257,22 +246,22 @@ pub struct CsvMetricLogger {
     values: HashMap<(bool, String), f64>,
     epoch_start: Instant,
     total_epochs: usize,
-    echo: bool,
+    progress: Progress,
     interrupter: Option<Interrupter>,
     steps: [usize; 2],
     divergence: DivergenceSlot,
 }
 
 impl CsvMetricLogger {
-    /// Rows go to `ledger`; with `echo`, each is also printed as one line on stdout.
-    pub fn new(ledger: EpochLedger, total_epochs: usize, echo: bool) -> Self {
+    /// Rows go to `ledger`; each is also said as one line through `progress`.
+    pub fn new(ledger: EpochLedger, total_epochs: usize, progress: Progress) -> Self {
         Self {
             ledger,
             names: HashMap::new(),
             values: HashMap::new(),
             epoch_start: Instant::now(),
             total_epochs,
-            echo,
+            progress,
             interrupter: None,
             steps: [0, 0],
             divergence: DivergenceSlot::default(),
@@ -378,8 +367,7 @@ impl MetricLogger for CsvMetricLogger {
             epoch_seconds: self.epoch_start.elapsed().as_secs_f64(),
         };
         self.ledger.epoch_done(row);
-        if self.echo {
-            println!(
+        self.progress.say(&format!(
                 "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  lr {:.1e}  {:.1}s",
                 row.epoch,
                 self.total_epochs,
@@ -389,8 +377,7 @@ impl MetricLogger for CsvMetricLogger {
                 100.0 * row.test_accuracy,
                 row.learning_rate,
                 row.epoch_seconds
-            );
-        }
+            ));
         self.values.clear();
         self.epoch_start = Instant::now();
     }

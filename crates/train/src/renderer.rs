@@ -1,6 +1,8 @@
 //! The plain (non-dashboard) renderer: silent per batch; the per-epoch line comes from
-//! [`CsvMetricLogger`](crate::metrics::CsvMetricLogger) as each epoch's row is written.
+//! [`CsvMetricLogger`](crate::metrics::CsvMetricLogger) as each epoch's row is written. Both
+//! speak through a [`Progress`].
 
+use crate::progress::Progress;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::MetricDefinition;
 use burn::train::renderer::{
@@ -8,9 +10,18 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 
-/// Prints where training starts and nothing per batch.
+/// Says where training starts, and nothing per batch.
 #[derive(Debug, Default)]
-pub struct PlainRenderer;
+pub struct PlainRenderer {
+    progress: Progress,
+}
+
+impl PlainRenderer {
+    /// Speaks through `progress`.
+    pub fn new(progress: Progress) -> Self {
+        Self { progress }
+    }
+}
 
 impl MetricsRendererTraining for PlainRenderer {
     fn update_train(&mut self, _state: MetricState) {}
@@ -32,10 +43,10 @@ impl TrainingProgressLogger for PlainRenderer {
         let items = total_items
             .map(|n| format!(", {n} training items"))
             .unwrap_or_default();
-        println!(
+        self.progress.say(&format!(
             "training epochs {}..={total_epochs}{items}",
             starting_epoch.max(1)
-        );
+        ));
     }
     fn update_epoch(&mut self, _epoch: usize) {}
     fn start_split(&mut self, _split: &str, _total_items: usize) {}

@@ -548,7 +548,7 @@ pub fn report_run(
     run: &RunDir,
     splits: Option<(&FashionMnistDataset, &FashionMnistDataset)>,
 ) -> Result<ReportFiles, TrainError> {
-    let config = crate::training::load_config(run)?;
+    let config = crate::artifacts::load_config(run)?;
     let metrics = crate::metrics::read_metrics(&run.metrics())?;
     let eval = match current_evaluation(run) {
         Some(eval) => Some(eval),

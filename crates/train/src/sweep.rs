@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 
 use fashion_mixer_model::Backend;
 
+use crate::artifacts::load_config;
 use crate::artifacts::{RunDir, write_atomic};
 use crate::config::{OptimizerKind, TrainingConfig};
 use crate::error::TrainError;
 use crate::metrics::{EpochMetrics, read_metrics};
+use crate::progress::Progress;
 use crate::report::{Series, line_chart, y_range};
-use crate::training::{TrainOptions, load_config, train};
+use crate::training::{TrainOptions, train};
 
 /// The grids `sweep --grid` knows.
 pub const GRIDS: [&str; 3] = ["optimizers", "batch", "smoke"];
@@ -155,6 +157,7 @@ pub fn sweep(
     runs: &[SweepRun],
     overrides: &SweepOverrides,
     data_dir: &Path,
+    progress: &Progress,
 ) -> Result<SweepReport, TrainError> {
     std::fs::create_dir_all(root).map_err(|e| TrainError::io(root, e))?;
     let mut outcomes = Vec::new();
@@ -173,9 +176,14 @@ pub fn sweep(
         }
         let dir = root.join(&sweep_run.name);
         let run = RunDir::new(&dir);
-        println!("== run {}/{}: {} ==", i + 1, runs.len(), sweep_run.name);
+        progress.say(&format!(
+            "== run {}/{}: {} ==",
+            i + 1,
+            runs.len(),
+            sweep_run.name
+        ));
         let status = if finished(&run) {
-            println!("finished before; skipped");
+            progress.say("finished before; skipped");
             "skipped"
         } else {
             let resume = run.config().is_file();
@@ -184,6 +192,7 @@ pub fn sweep(
                 data_dir: data_dir.to_path_buf(),
                 resume,
                 tui: false,
+                progress: progress.clone(),
             };
             let report = train(sweep_run.config.clone(), &options)?;
             if report.interrupted {

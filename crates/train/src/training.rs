@@ -14,10 +14,12 @@ use fashion_mixer_data::augment::Augmenter;
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 
 use crate::artifacts::{RunDir, write_atomic};
+pub use crate::artifacts::{load_config, save_config};
 use crate::checkpoint::AtomicFileCheckpointer;
 use crate::config::{LrSchedule, TrainingConfig};
 use crate::error::TrainError;
 use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics};
+use crate::progress::Progress;
 use crate::renderer::PlainRenderer;
 use crate::report::{ReportFiles, report_run};
 use crate::schedule::WarmupCosine;
@@ -32,8 +34,11 @@ pub struct TrainOptions {
     pub data_dir: PathBuf,
     /// Continue the run in `run` from its newest checkpoint (its `config.json` is used).
     pub resume: bool,
-    /// Burn's terminal dashboard; otherwise one line per epoch on stdout.
+    /// Burn's terminal dashboard; otherwise one line per epoch through `progress`.
     pub tui: bool,
+    /// Where the run's messages go without the dashboard (where it starts, one line per
+    /// epoch).
+    pub progress: Progress,
 }
 
 /// How a training call ended.
@@ -51,30 +56,6 @@ pub struct TrainReport {
     pub interrupted: bool,
     /// The report written at the end (`report.md` and its pictures); `None` when nothing ran.
     pub report: Option<ReportFiles>,
-}
-
-/// Reads a run's `config.json`.
-pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
-    let path = run.config();
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    // Fields a file lacks (it was written before they existed) keep their defaults, which
-    // are the settings runs had before those fields existed.
-    let config =
-        TrainingConfig::from_partial_json(&text).map_err(|message| TrainError::BadConfigFile {
-            path: path.clone(),
-            message,
-        })?;
-    config.validate().map_err(|e| TrainError::BadConfigFile {
-        path,
-        message: e.to_string(),
-    })?;
-    Ok(config)
-}
-
-/// Writes a run's `config.json` atomically.
-pub fn save_config(run: &RunDir, config: &TrainingConfig) -> Result<(), TrainError> {
-    let json = serde_json::to_string_pretty(config).expect("a config always serialises");
-    write_atomic(&run.config(), json.as_bytes())
 }
 
 /// The train and test splits, cut to the configured limits.
@@ -183,6 +164,12 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let interrupter = Interrupter::new();
     let divergence = DivergenceSlot::default();
     let ledger = EpochLedger::new(run.clone(), interrupter.clone());
+    // The dashboard shows progress itself; otherwise it goes to the caller's sink.
+    let plain = if options.tui {
+        Progress::silent()
+    } else {
+        options.progress.clone()
+    };
     let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
         .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
@@ -191,7 +178,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         .metric_train_numeric(CpuMemory::new())
         .with_metric_logger(FileMetricLogger::new(run.logs()))
         .with_metric_logger(
-            CsvMetricLogger::new(ledger.clone(), config.epochs, !options.tui)
+            CsvMetricLogger::new(ledger.clone(), config.epochs, plain.clone())
                 .with_interrupter(interrupter.clone(), divergence.clone()),
         )
         .with_custom_checkpointers(
@@ -203,15 +190,15 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         .num_epochs(config.epochs)
         .summary();
     if !options.tui {
-        training = training.renderer(Box::new(PlainRenderer));
-        println!(
+        training = training.renderer(Box::new(PlainRenderer::new(plain.clone())));
+        plain.say(&format!(
             "run {}: {} on {}, {} training items, batch {}",
             run.root().display(),
             config.optimizer.name(),
             config.backend,
             train_items,
             config.batch_size
-        );
+        ));
     }
     if let Some(epoch) = checkpoint {
         training = training.checkpoint(epoch);

@@ -133,31 +133,34 @@ fn sigkill_after_epoch_one_then_resume() {
     assert!(rd.eval().is_file());
 
     // infer: test items by index, as text and JSON.
-    let out = run(&[
-        "infer",
-        "--artifacts",
-        run_s,
-        "--data-dir",
-        data_s,
-        "--index",
-        "0",
-        "--index",
-        "7",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    assert!(stdout.contains("test[0] (true: T-shirt/top): "), "{stdout}");
-    assert!(stdout.contains("test[7] (true: Sneaker): "), "{stdout}");
-    let out = run(&[
-        "infer",
-        "--artifacts",
-        run_s,
-        "--data-dir",
-        data_s,
-        "--index",
-        "3",
-        "--json",
-    ]);
+    let infer = |extra: &[&str]| {
+        let mut args = vec!["infer", "--artifacts", run_s, "--data-dir", data_s];
+        args.extend(extra);
+        run(&args)
+    };
+    // --index repeated, several values after one --index, or comma-separated.
+    for (indices, expected) in [
+        (
+            &["--index", "0", "--index", "7"][..],
+            ["test[0] (true: T-shirt/top): ", "test[7] (true: Sneaker): "],
+        ),
+        (
+            &["--index", "1", "2"][..],
+            ["test[1] (true: Trouser): ", "test[2] (true: Pullover): "],
+        ),
+        (
+            &["--index", "1,2"][..],
+            ["test[1] (true: Trouser): ", "test[2] (true: Pullover): "],
+        ),
+    ] {
+        let out = infer(indices);
+        assert!(out.status.success(), "{indices:?}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        for needle in expected {
+            assert!(stdout.contains(needle), "{indices:?}: {stdout}");
+        }
+    }
+    let out = infer(&["--index", "3", "--json"]);
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["true"], "Dress");
     assert_eq!(line["top3"].as_array().unwrap().len(), 3);

@@ -17,6 +17,7 @@ fn run_once(root: &std::path::Path, data_dir: &std::path::Path) -> Vec<EpochMetr
         data_dir: data_dir.to_path_buf(),
         resume: false,
         tui: false,
+        progress: fashion_mixer_train::Progress::silent(),
     };
     let mut history = train(config, &options).unwrap().history;
     for row in &mut history {

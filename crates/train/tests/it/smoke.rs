@@ -25,6 +25,7 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize) {
         data_dir: data_dir.clone(),
         resume: false,
         tui: false,
+        progress: fashion_mixer_train::Progress::silent(),
     };
     let report = train(config, &options).unwrap();
     assert!(!report.interrupted);
