@@ -284,12 +284,11 @@ fn a_second_writer_is_refused() {
     }
     let started = Instant::now();
     let second = f.run(&["--resume"]);
-    let stderr = text(&second.stderr);
-    assert_eq!(second.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    for needle in ["in use by another process", &format!("pid {pid}")] {
-        assert!(stderr.contains(needle), "missing {needle:?}: {stderr}");
-    }
+    super::common::assert_user_error(
+        "second writer",
+        &second,
+        &["in use by another process", &format!("pid {pid}")],
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "not refused at once"
@@ -368,19 +367,18 @@ fn a_full_disk_is_said_plainly_and_resume_continues() {
         xtask().args(args).output().unwrap()
     };
     let out = args(&["--epochs", "3", "--batch-size", "64", "--backend", "flex"]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    for needle in [
-        "checkpoint/",
-        "-2.bpk: cannot write: no space left on the device",
-        "kept: epochs 1 to 1",
-        "free space",
-        "--resume",
-    ] {
-        assert!(stderr.contains(needle), "missing {needle:?}: {stderr}");
-    }
-    assert!(!stderr.contains(TEMP_PREFIX), "{stderr}");
+    super::common::assert_user_error(
+        "full disk",
+        &out,
+        &[
+            "checkpoint/",
+            "-2.bpk: cannot write: no space left on the device",
+            "kept: epochs 1 to 1",
+            "free space",
+            "--resume",
+        ],
+    );
+    assert!(!text(&out.stderr).contains(TEMP_PREFIX));
     let rows = read_metrics(&run.metrics()).unwrap();
     assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1]);
     assert_eq!(run.last_checkpoint(), Some(1));
