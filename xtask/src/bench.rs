@@ -5,22 +5,24 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::TrainingConfig;
 use fashion_mixer_train::artifacts::write_atomic;
 use fashion_mixer_train::bench::{BenchOptions, bench};
 use fashion_mixer_train::training::load_splits;
 
 use crate::data::DataDirArg;
+use crate::train::BaseConfigArgs;
 use crate::{parse_backend, project_root};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// flex, ndarray or wgpu
-    #[arg(long, value_parser = parse_backend, default_value = "flex")]
-    pub backend: Backend,
-    /// Training batch size
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    #[command(flatten)]
+    pub base: BaseConfigArgs,
+    /// flex, ndarray or wgpu [default: the configuration's, flex]
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
+    /// Training batch size [default: the configuration's]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Timed training steps per repetition
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -35,9 +37,13 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let config = TrainingConfig::new()
-        .with_backend(args.backend)
-        .with_batch_size(args.batch_size);
+    let mut config = args.base.load()?;
+    if let Some(backend) = args.backend {
+        config.backend = backend;
+    }
+    if let Some(batch_size) = args.batch_size {
+        config.batch_size = batch_size;
+    }
     let (train, _) = load_splits(&args.data.locate()?, &config)?;
     let options = BenchOptions {
         steps: args.steps,
@@ -46,8 +52,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let report = bench(&config, &train, options)?;
     println!(
-        "{} batch {}: training {:.0} images/s ({:.1} ms/step, data {:.2} ms/batch = {:.1}%)",
+        "{} on {} threads, batch {}: training {:.0} images/s ({:.1} ms/step, data {:.2} ms/batch = {:.1}%)",
         report.backend,
+        report.threads,
         report.batch_size,
         report.train_images_per_s,
         report.train_step_ms,

@@ -90,10 +90,10 @@ pub fn run(args: &InferArgs) -> Result<()> {
     let pixels = |inputs: &[&Input]| -> Vec<[u8; IMAGE_PIXELS]> {
         inputs.iter().map(|i| i.pixels).collect()
     };
-    let mut probabilities = loaded.probabilities(&pixels(&items));
-    probabilities.extend(loaded.probabilities_either_way(&pixels(&photos)));
-    for (input, probs) in items.iter().chain(&photos).zip(probabilities) {
-        let top = top_k(&probs, 3);
+    let mut predictions = loaded.predict(&pixels(&items));
+    predictions.extend(loaded.predict_either_way(&pixels(&photos)));
+    for (input, prediction) in items.iter().chain(&photos).zip(predictions) {
+        let top = top_k(&prediction.probabilities, 3);
         let truth = input.label.map(|l| CLASS_NAMES[l as usize]);
         if args.json {
             let top3: Vec<_> = top
@@ -105,6 +105,8 @@ pub fn run(args: &InferArgs) -> Result<()> {
                 "predicted": CLASS_NAMES[top[0].0],
                 "top3": top3,
                 "true": truth,
+                "logits": prediction.logits,
+                "probabilities": prediction.probabilities,
             });
             println!("{line}");
         } else {

@@ -6,11 +6,23 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!` that never panics: when stdout is closed early (`cargo xtask bench | head -1`),
+/// the rest of the output is dropped and the command still finishes its work (files written,
+/// exit code), where std's `println!` would panic with a backtrace.
+macro_rules! println {
+    () => {
+        $crate::say(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::say(format_args!($($arg)*))
+    };
+}
+
 mod bench;
 mod data;
 mod eval;
-mod fpu;
 mod infer;
+mod interop;
 mod model;
 mod report;
 mod sweep;
@@ -20,6 +32,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Writes one line to stdout; a reader that has gone (a closed pipe) is not an error.
+fn say(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // Nothing to do about a failed write to the terminal or pipe: the output is only a report.
+    let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+}
 
 /// Train, evaluate and serve an all-MLP patch classifier for Fashion-MNIST.
 #[derive(Parser, Debug)]
@@ -48,6 +68,10 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Time training steps and inference; writes bench.json.
     Bench(bench::BenchArgs),
+    /// Write a run's model as model.safetensors, in PyTorch's names and layouts.
+    Export(interop::ExportArgs),
+    /// Make a run folder from a safetensors file (from `export`, or from PyTorch).
+    Import(interop::ImportArgs),
 }
 
 /// Burn's fallback device for what it creates without one is the CPU (flex), not the first GPU
@@ -67,13 +91,15 @@ fn cpu_as_default_device() {
 fn main() -> ExitCode {
     cpu_as_default_device();
     let cli = Cli::parse();
-    fpu::install();
+    fashion_mixer_model::fpu::install();
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Model(args) => model::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Infer(args) => infer::run(&args),
+        Command::Export(args) => interop::run_export(&args),
+        Command::Import(args) => interop::run_import(&args),
         Command::Report(args) => report::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args),

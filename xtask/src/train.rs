@@ -14,8 +14,9 @@ use crate::data::DataDirArg;
 use crate::model::ModelArgs;
 use crate::{parse_backend, project_root};
 
-#[derive(Args, Debug, Clone)]
-pub struct TrainArgs {
+/// Where a configuration starts: a preset, then a JSON file over it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BaseConfigArgs {
     /// A named configuration to start from: coursework (the spec's model, the default) or best
     /// (the most accurate found; see README); --config and the flags override it
     #[arg(long, value_name = "NAME", value_parser = parse_preset)]
@@ -24,6 +25,40 @@ pub struct TrainArgs {
     /// e.g. {"epochs": 5, "model": {"depth": 4}}; flags override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+}
+
+impl BaseConfigArgs {
+    /// The preset (coursework by default) with `--config`'s fields over it.
+    pub fn load(&self) -> Result<TrainingConfig> {
+        let preset = self.preset.as_deref().unwrap_or("coursework");
+        let base = TrainingConfig::preset(preset).expect("checked by parse_preset");
+        match &self.config {
+            Some(path) => read_config(&base, path),
+            None => Ok(base),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.preset.is_some() || self.config.is_some()
+    }
+}
+
+/// `base` with the fields of the JSON file at `path` over it.
+pub fn read_config(base: &TrainingConfig, path: &std::path::Path) -> Result<TrainingConfig> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    base.merged_with_json(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a valid training configuration: {e}",
+            path.display()
+        )
+    })
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub base: BaseConfigArgs,
     /// flex, ndarray or wgpu [default: flex]
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<Backend>,
@@ -69,6 +104,10 @@ pub struct TrainArgs {
     /// Data-loading threads; 0 keeps runs reproducible [default: 0]
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Start from these weights instead of random ones: a run folder, a .bpk record or a
+    /// .safetensors file (from `export`, or PyTorch's with the same names); same architecture
+    #[arg(long, value_name = "PATH")]
+    pub init_from: Option<PathBuf>,
     /// Use only the first N training items
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
@@ -93,21 +132,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The preset (coursework by default), then `--config`, then the flags.
     pub fn config(&self) -> Result<TrainingConfig> {
-        let preset = self.preset.as_deref().unwrap_or("coursework");
-        let base = TrainingConfig::preset(preset).expect("checked by parse_preset");
-        let mut config = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                base.merged_with_json(&text).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: not a valid training configuration: {e}",
-                        path.display()
-                    )
-                })?
-            }
-            None => base,
-        };
+        let mut config = self.base.load()?;
         config.model = self.model.apply(config.model);
         macro_rules! set {
             ($($field:ident),*) => {$(
@@ -131,6 +156,9 @@ impl TrainArgs {
             crop_padding,
             horizontal_flip
         );
+        if self.init_from.is_some() {
+            config.init_from.clone_from(&self.init_from);
+        }
         if self.limit_train.is_some() {
             config.limit_train = self.limit_train;
         }
@@ -142,8 +170,7 @@ impl TrainArgs {
     }
 
     fn overrides_config(&self) -> bool {
-        self.preset.is_some()
-            || self.config.is_some()
+        self.base.any()
             || self.lr_schedule.is_some()
             || self.warmup_epochs.is_some()
             || self.min_lr.is_some()
@@ -160,6 +187,7 @@ impl TrainArgs {
             || self.weight_decay.is_some()
             || self.seed.is_some()
             || self.workers.is_some()
+            || self.init_from.is_some()
             || self.limit_train.is_some()
             || self.limit_test.is_some()
     }

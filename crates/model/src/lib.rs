@@ -6,7 +6,9 @@
 
 mod backend;
 mod block;
+pub mod fpu;
 mod model;
+mod shares;
 mod stem;
 #[cfg(feature = "train")]
 mod step;

@@ -191,6 +191,20 @@ impl Model {
     /// matrix product; [`Model::forward_reference`] is the same model written batch-major,
     /// transposes and all, and the tests check the two agree.
     pub fn forward(&self, images: Tensor<3>) -> Tensor<2> {
+        // Without autodiff on a CPU backend, the batch is split over the cores.
+        let items = images.dims()[0];
+        let count = crate::shares::count(&images.device(), false, items);
+        if count == 1 {
+            return self.forward_whole(images);
+        }
+        let logits = crate::shares::run(items, count, |start, end| {
+            self.forward_whole(images.clone().narrow(0, start, end - start))
+        });
+        Tensor::cat(logits, 0)
+    }
+
+    /// [`Model::forward`] on the whole batch at once.
+    fn forward_whole(&self, images: Tensor<3>) -> Tensor<2> {
         let mut x = self.stem.forward_token_major(images); // [patches, batch, dim]
         for block in &self.blocks {
             x = block.forward(x); // [patches, batch, dim]
@@ -355,6 +369,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Inference split over the cores (as many as there are, and 3 shares explicitly) gives
+    /// the logits of one pass over the whole batch.
+    #[test]
+    fn shared_inference_matches_one_pass() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        device.seed(8);
+        let model = ModelConfig::new().init(&device).unwrap();
+        let images = Tensor::<3>::random([70, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+        let whole = model.forward_whole(images.clone()).into_data();
+        let split = Tensor::cat(
+            crate::shares::run(70, 3, |start, end| {
+                model.forward_whole(images.clone().narrow(0, start, end - start))
+            }),
+            0,
+        );
+        crate::testing::assert_close(&split.into_data(), &whole, "3 shares");
+        crate::testing::assert_close(&model.forward(images).into_data(), &whole, "forward");
     }
 
     /// Every option at once (dropout aside: it is random) still gives the same numbers in the

@@ -36,6 +36,10 @@ impl Default for BenchOptions {
 /// What `bench` measured; written as `bench.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
+    /// What was timed: model, optimizer, schedule, label smoothing, batch size, backend.
+    pub config: TrainingConfig,
+    /// Threads the CPU backends use (rayon's pool; `RAYON_NUM_THREADS` sets it).
+    pub threads: usize,
     /// Backend name.
     pub backend: String,
     /// Training batch size.
@@ -85,13 +89,18 @@ pub fn bench(
     options: BenchOptions,
 ) -> Result<BenchReport, TrainError> {
     config.validate()?;
+    fashion_mixer_model::fpu::install();
     let device = config.backend.device()?;
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
     let batcher = FashionMnistBatcher::default();
     let batch_size = config.batch_size;
 
-    let mut learner = Learner::new(config.model.init(&autodiff)?, config.optimizer(), config.lr);
+    let mut learner = Learner::new(
+        config.init_model(&autodiff)?,
+        config.optimizer(),
+        crate::schedule::scheduler(config, data.len()),
+    );
     let mut offset = 0;
     let mut next_batch = |device: &burn::prelude::Device| -> (FashionMnistBatch, Duration) {
         let start = Instant::now();
@@ -147,6 +156,8 @@ pub fn bench(
     let train_step_ms = median(step_ms);
     let data_ms_per_batch = median(data_ms);
     Ok(BenchReport {
+        config: config.clone(),
+        threads: rayon::current_num_threads(),
         backend: config.backend.to_string(),
         batch_size,
         steps: options.steps,

@@ -114,6 +114,11 @@ pub struct TrainingConfig {
     /// Augmentation: mirror half of the training images left-right.
     #[config(default = false)]
     pub horizontal_flip: bool,
+    /// The weights to start from instead of random ones: a run folder, a Burn record (`.bpk`)
+    /// or a safetensors file (`cargo xtask export`'s, or PyTorch's with the same names); the
+    /// architecture must be `model`'s. `None`: freshly initialised.
+    #[config(default = "None")]
+    pub init_from: Option<std::path::PathBuf>,
     /// Use only the first N training items (smoke runs).
     pub limit_train: Option<usize>,
     /// Use only the first N test items (smoke runs).
@@ -265,6 +270,18 @@ impl TrainingConfig {
             });
         }
         Ok(())
+    }
+
+    /// The model this configuration describes, initialised on `device`, with the training
+    /// loss's label smoothing.
+    pub fn init_model(
+        &self,
+        device: &Device,
+    ) -> Result<fashion_mixer_model::Model, fashion_mixer_model::ModelConfigError> {
+        Ok(self
+            .model
+            .init(device)?
+            .with_label_smoothing(self.label_smoothing as f32))
     }
 
     /// The optimizer this configuration describes, ready for the Learner.

@@ -75,6 +75,14 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// A safetensors file is not one, or does not hold the model its configuration describes.
+    #[error("{}: {message}", path.display())]
+    BadSafetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the tensor where one is at fault.
+        message: String,
+    },
     /// An image file could not be decoded.
     #[error("{}: not a readable image: {message}", path.display())]
     BadImage {

@@ -90,6 +90,7 @@ pub fn evaluate(
     train: &FashionMnistDataset,
     test: &FashionMnistDataset,
 ) -> Result<Evaluation, TrainError> {
+    fashion_mixer_model::fpu::install();
     let batch_size = loaded.config.batch_size;
     let evaluation = Evaluation {
         record: run.relative(&loaded.record),

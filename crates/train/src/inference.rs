@@ -44,26 +44,27 @@ pub fn record_path(run: &RunDir) -> Result<PathBuf, TrainError> {
     }
 }
 
+/// `model` with the weights of the Burn record at `path` (made for the same architecture).
+pub fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
+    let bad = |message: String| TrainError::BadRecord {
+        path: path.to_path_buf(),
+        message,
+    };
+    let record = ModuleRecord::load(path).map_err(|e| bad(e.to_string()))?;
+    model.try_load_record(record).map_err(|e| {
+        bad(format!(
+            "{e} (was it trained with another architecture than config.json's?)"
+        ))
+    })
+}
+
 /// Loads a run's `config.json` and model record onto `backend` (default: the run's own).
 pub fn load_model(run: &RunDir, backend: Option<Backend>) -> Result<LoadedModel, TrainError> {
     let config = load_config(run)?;
     let backend = backend.unwrap_or(config.backend);
     let device = backend.device()?;
     let path = record_path(run)?;
-    let bad = |message: String| TrainError::BadRecord {
-        path: path.clone(),
-        message,
-    };
-    let record = ModuleRecord::load(&path).map_err(|e| bad(e.to_string()))?;
-    let model = config
-        .model
-        .init(&device)?
-        .try_load_record(record)
-        .map_err(|e| {
-            bad(format!(
-                "{e} (was it trained with another architecture than config.json's?)"
-            ))
-        })?;
+    let model = load_record(config.model.init(&device)?, &path)?;
     Ok(LoadedModel {
         config,
         model,
@@ -74,44 +75,80 @@ pub fn load_model(run: &RunDir, backend: Option<Backend>) -> Result<LoadedModel,
 }
 
 impl LoadedModel {
-    /// Class probabilities (softmax) for each raw image (0..=255 pixels, dark background).
-    pub fn probabilities(&self, images: &[[u8; IMAGE_PIXELS]]) -> Vec<[f32; NUM_CLASSES]> {
+    /// The logits and class probabilities (softmax) of each raw image (0..=255 pixels, dark
+    /// background), from one forward pass.
+    pub fn predict(&self, images: &[[u8; IMAGE_PIXELS]]) -> Vec<Prediction> {
         if images.is_empty() {
             return Vec::new();
         }
         let input = FashionMnistBatcher::default().images(images.iter(), &self.device);
-        let probs = self.model.probabilities(input); // [n, classes]
-        let values = probs
+        let values = self
+            .model
+            .forward(input) // [n, classes]
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .expect("probabilities are f32");
+            .expect("logits are f32");
         values
             .chunks_exact(NUM_CLASSES)
-            .map(|c| c.try_into().expect("NUM_CLASSES per row"))
+            .map(|row| {
+                let logits: [f32; NUM_CLASSES] = row.try_into().expect("NUM_CLASSES per row");
+                Prediction {
+                    probabilities: softmax(&logits),
+                    logits,
+                }
+            })
             .collect()
     }
 
-    /// Class probabilities for outside pictures: the mean of [`Self::probabilities`] for each
-    /// image and its left-right mirror. A photo's garment may face either way, while the data
-    /// set's shoes all point left; a model trained without flips (as `best` is) would otherwise
-    /// misread a boot that points right.
-    pub fn probabilities_either_way(
-        &self,
-        images: &[[u8; IMAGE_PIXELS]],
-    ) -> Vec<[f32; NUM_CLASSES]> {
+    /// Class probabilities (softmax) for each raw image.
+    pub fn probabilities(&self, images: &[[u8; IMAGE_PIXELS]]) -> Vec<[f32; NUM_CLASSES]> {
+        self.predict(images)
+            .into_iter()
+            .map(|p| p.probabilities)
+            .collect()
+    }
+
+    /// [`Self::predict`] for outside pictures: each image and its left-right mirror, the two
+    /// probabilities (and logits) averaged. A photo's garment may face either way, while the
+    /// data set's shoes all point left; a model trained without flips (as `best` is) would
+    /// otherwise misread a boot that points right.
+    pub fn predict_either_way(&self, images: &[[u8; IMAGE_PIXELS]]) -> Vec<Prediction> {
         let mirrored: Vec<_> = images
             .iter()
             .map(|i| shift_and_flip(i, 0, 0, true))
             .collect();
-        let both = self.probabilities(&[images, &mirrored[..]].concat());
+        let both = self.predict(&[images, &mirrored[..]].concat());
         let (plain, mirrored) = both.split_at(images.len());
+        let mean = |a: &[f32; NUM_CLASSES], b: &[f32; NUM_CLASSES]| {
+            std::array::from_fn(|c| 0.5 * (a[c] + b[c]))
+        };
         plain
             .iter()
             .zip(mirrored)
-            .map(|(a, b)| std::array::from_fn(|c| 0.5 * (a[c] + b[c])))
+            .map(|(a, b)| Prediction {
+                logits: mean(&a.logits, &b.logits),
+                probabilities: mean(&a.probabilities, &b.probabilities),
+            })
             .collect()
     }
+}
+
+/// What the model says about one image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// The ten logits (the linear head's output).
+    pub logits: [f32; NUM_CLASSES],
+    /// Their softmax.
+    pub probabilities: [f32; NUM_CLASSES],
+}
+
+/// The softmax of `logits` (in f64, so it sums to 1 within f32 rounding).
+fn softmax(logits: &[f32; NUM_CLASSES]) -> [f32; NUM_CLASSES] {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp = logits.map(|l| (f64::from(l - max)).exp());
+    let sum: f64 = exp.iter().sum();
+    exp.map(|e| (e / sum) as f32)
 }
 
 /// The `k` most probable classes, most probable first.
@@ -162,18 +199,39 @@ mod tests {
         };
         let image: [u8; IMAGE_PIXELS] = std::array::from_fn(|i| (i * 37 % 251) as u8);
         let mirror = shift_and_flip(&image, 0, 0, true);
-        let plain = loaded.probabilities(&[image, mirror]);
+        let plain = loaded.predict(&[image, mirror]);
         assert!(
             plain[0] != plain[1],
             "the model does not see the mirror as the same"
         );
-        let either = loaded.probabilities_either_way(&[image, mirror]);
+        let either = loaded.predict_either_way(&[image, mirror]);
         for c in 0..NUM_CLASSES {
-            let mean = 0.5 * (plain[0][c] + plain[1][c]);
-            assert!((either[0][c] - mean).abs() < 1e-5, "{either:?} {plain:?}");
-            assert!((either[1][c] - mean).abs() < 1e-5, "{either:?} {plain:?}");
+            for (name, of) in [
+                (
+                    "probabilities",
+                    (|p: &Prediction| p.probabilities) as fn(&Prediction) -> _,
+                ),
+                ("logits", |p: &Prediction| p.logits),
+            ] {
+                let mean = 0.5 * (of(&plain[0])[c] + of(&plain[1])[c]);
+                for e in &either {
+                    assert!(
+                        (of(e)[c] - mean).abs() < 1e-5,
+                        "{name}: {either:?} {plain:?}"
+                    );
+                }
+            }
         }
-        assert!(loaded.probabilities_either_way(&[]).is_empty());
+        // The probabilities are the softmax of the logits.
+        let p = &plain[0];
+        let sum: f32 = p.logits.iter().map(|l| l.exp()).sum();
+        for c in 0..NUM_CLASSES {
+            assert!(
+                (p.probabilities[c] - p.logits[c].exp() / sum).abs() < 1e-6,
+                "{p:?}"
+            );
+        }
+        assert!(loaded.predict_either_way(&[]).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 mod error;
 pub mod evaluation;
 pub mod inference;
+pub mod interop;
 pub mod metrics;
 pub mod progress;
 mod renderer;

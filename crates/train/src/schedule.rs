@@ -4,6 +4,19 @@ use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 
 use crate::config::{LrSchedule, TrainingConfig};
 
+/// The learning-rate schedule of `config` for a training set of `train_items`: a plain constant
+/// rate stays a bare number (as runs before schedules existed saved it).
+pub fn scheduler(
+    config: &TrainingConfig,
+    train_items: usize,
+) -> burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler {
+    if config.lr_schedule == LrSchedule::Constant && config.warmup_epochs == 0 {
+        config.lr.into()
+    } else {
+        WarmupCosine::new(config, train_items).into()
+    }
+}
+
 /// Linear warm-up from near 0 to `lr` over `warmup` steps, then `lr` (constant) or a cosine from
 /// `lr` down to `min_lr` at the last step. Steps count optimizer updates (batches).
 #[derive(Debug, Clone, PartialEq)]

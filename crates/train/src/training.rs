@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
-use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::Module;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
@@ -16,13 +15,12 @@ use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 use crate::artifacts::{RunDir, write_atomic};
 pub use crate::artifacts::{load_config, save_config};
 use crate::checkpoint::AtomicFileCheckpointer;
-use crate::config::{LrSchedule, TrainingConfig};
+use crate::config::TrainingConfig;
 use crate::error::TrainError;
 use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics};
 use crate::progress::Progress;
 use crate::renderer::PlainRenderer;
 use crate::report::{ReportFiles, report_run};
-use crate::schedule::WarmupCosine;
 use crate::signals::StopOnSignals;
 
 /// How to run a training, beyond its configuration.
@@ -84,6 +82,7 @@ pub fn load_splits(
 /// completed epoch, and `model.bpk` when the last epoch is done.
 pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
     let run = &options.run;
+    fashion_mixer_model::fpu::install();
     // One writer per run folder: held until this function returns.
     let mut lock = None;
     let (config, checkpoint) = if options.resume {
@@ -117,10 +116,16 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     };
     let first_epoch = checkpoint.unwrap_or(0) + 1;
 
-    // The data and the device first: a run that cannot start leaves no folder behind to block
-    // the next try.
+    // The data, the device and the starting weights first: a run that cannot start leaves no
+    // folder behind to block the next try.
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
     let device = config.backend.device()?;
+    device.seed(config.seed);
+    let mut model = config.init_model(&device.clone().autodiff())?;
+    if let (Some(source), None) = (&config.init_from, checkpoint) {
+        model = crate::interop::load_weights(model, source)?
+            .with_label_smoothing(config.label_smoothing as f32);
+    }
     if !options.resume {
         run.create()?;
         lock = Some(run.lock()?);
@@ -131,11 +136,6 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         save_config(run, &config)?;
     }
     let _lock = lock;
-    device.seed(config.seed);
-    let model = config
-        .model
-        .init(&device.clone().autodiff())?
-        .with_label_smoothing(config.label_smoothing as f32);
 
     // Training batches are shuffled and (when asked) augmented; test batches are neither.
     let loader = |batcher: FashionMnistBatcher| {
@@ -152,13 +152,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         .shuffle(config.seed)
         .build(train_set);
     let loader_test = loader(FashionMnistBatcher::default()).build(test_set);
-    // A plain constant rate stays a bare number (as runs before schedules existed saved it).
-    let scheduler: ModuleLrScheduler =
-        if config.lr_schedule == LrSchedule::Constant && config.warmup_epochs == 0 {
-            config.lr.into()
-        } else {
-            WarmupCosine::new(&config, train_items).into()
-        };
+    let scheduler = crate::schedule::scheduler(&config, train_items);
 
     let checkpoints = run.checkpoints();
     let interrupter = Interrupter::new();

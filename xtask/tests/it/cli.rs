@@ -36,6 +36,23 @@ fn model_prints_the_coursework_parameter_count() {
     assert!(text.contains("patches: 16 of 7x7"), "{text}");
 }
 
+/// A reader that goes away (`cargo xtask model | head -0`) is no error: no panic, exit 0.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("model")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closes the pipe's only reading end
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn model_rejects_a_patch_size_that_does_not_divide_28() {
     let out = xtask(&["model", "--patch-size", "5"]);

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod interop;
 mod interrupt;
 mod presets;
 mod train_cli;

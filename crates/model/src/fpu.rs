@@ -35,11 +35,14 @@ pub fn flush_subnormals() {
 }
 
 /// Flushes subnormals on this thread and on every thread of the global rayon pool (which
-/// Burn's CPU backends and gemm compute on), creating that pool now. `RAYON_NUM_THREADS` still
-/// sets its size.
+/// Burn's CPU backends and gemm compute on), creating that pool now if it does not exist yet
+/// (`RAYON_NUM_THREADS` still sets its size); the pools of [`Model`](crate::Model)'s batch
+/// shares flush them on their own. Training, evaluation and the benchmark call this, so that
+/// a library caller computes in the same mode as `cargo xtask` (which calls it first thing).
 pub fn install() {
     flush_subnormals();
-    // Only fails when the pool exists already, which nothing has made before main runs.
+    // Fails only when the pool exists already: then it was made by an earlier call (or by a
+    // caller who chose its own pool).
     let _ = rayon::ThreadPoolBuilder::new()
         .start_handler(|_| flush_subnormals())
         .build_global();

@@ -1,0 +1,232 @@
+//! A trained model as `model.safetensors`, in PyTorch's names and layouts, and back.
+//!
+//! Names follow the module tree (`stem.linear.weight`, `blocks.0.w1.weight`,
+//! `blocks.0.norm1.weight`, `norm.bias`, `head.weight`, ...), as a PyTorch module of the same
+//! design (`benches/reference/mixer.py`'s `Mixer`) names its `state_dict`; burn-store's adapters
+//! turn Burn's `Linear` weights `[in, out]` into PyTorch's `[out, in]` and LayerNorm's
+//! `gamma`/`beta` into `weight`/`bias`. The file's metadata says how to feed the model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use fashion_mixer_data::{CLASS_NAMES, MEAN, STD};
+
+use crate::artifacts::{RunDir, save_config, write_atomic};
+use crate::config::TrainingConfig;
+use crate::error::TrainError;
+use crate::inference::LoadedModel;
+
+/// Metadata key: the run's whole `TrainingConfig` as JSON (its `model` field is the
+/// architecture).
+pub const META_CONFIG: &str = "fashion_mixer.config";
+/// Metadata key: `{"mean": .., "std": ..}`, the input normalisation.
+pub const META_NORMALIZATION: &str = "fashion_mixer.normalization";
+/// Metadata key: the ten class names in label order, as a JSON list.
+pub const META_CLASSES: &str = "fashion_mixer.classes";
+/// Metadata key: how images become the model's input and patches.
+pub const META_INPUT: &str = "fashion_mixer.input";
+
+/// What [`META_INPUT`] says.
+pub const INPUT_DESCRIPTION: &str = "images [batch, 28, 28], pixels p in 0..=255 fed as \
+    (p / 255 - mean) / std; patches row-major over the patch grid (row by row, left to right), \
+    pixels row-major within a patch; logits [batch, 10] in the order of the classes";
+
+/// A safetensors file that cannot be imported.
+fn bad(path: &Path, message: impl Into<String>) -> TrainError {
+    TrainError::BadSafetensors {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Writes `loaded`'s weights to `out` (atomically), with the metadata above.
+pub fn export(loaded: &LoadedModel, out: &Path) -> Result<(), TrainError> {
+    let config = serde_json::to_string(&loaded.config).expect("a config serialises");
+    let normalization = format!("{{\"mean\": {MEAN}, \"std\": {STD}}}");
+    let classes = serde_json::to_string(&CLASS_NAMES).expect("names serialise");
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata(META_CONFIG, config)
+        .metadata(META_NORMALIZATION, normalization)
+        .metadata(META_CLASSES, classes)
+        .metadata(META_INPUT, INPUT_DESCRIPTION);
+    loaded
+        .model
+        .save_into(&mut store)
+        .map_err(|e| bad(out, e.to_string()))?;
+    let bytes = store.get_bytes().map_err(|e| bad(out, e.to_string()))?;
+    write_atomic(out, &bytes)
+}
+
+/// The metadata of the safetensors file in `bytes`.
+fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, TrainError> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// The configuration `file` was exported with (its [`META_CONFIG`]), if it has one.
+pub fn exported_config(file: &Path) -> Result<Option<TrainingConfig>, TrainError> {
+    let bytes = std::fs::read(file).map_err(|e| TrainError::io(file, e))?;
+    config_in(file, &metadata(file, &bytes)?)
+}
+
+fn config_in(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<Option<TrainingConfig>, TrainError> {
+    meta.get(META_CONFIG)
+        .map(|text| {
+            TrainingConfig::from_partial_json(text)
+                .map_err(|e| bad(path, format!("its {META_CONFIG} metadata: {e}")))
+        })
+        .transpose()
+}
+
+/// Reads `file` into a model of `config` (or, without one, of the configuration in the file's
+/// metadata): every tensor the model has must be there, with its shape, and nothing else.
+pub fn read(
+    file: &Path,
+    config: Option<TrainingConfig>,
+    device: &Device,
+) -> Result<(TrainingConfig, fashion_mixer_model::Model), TrainError> {
+    let bytes = std::fs::read(file).map_err(|e| TrainError::io(file, e))?;
+    let meta = metadata(file, &bytes)?;
+    let config = match config {
+        Some(config) => config,
+        None => config_in(file, &meta)?.ok_or_else(|| {
+            bad(
+                file,
+                format!("no {META_CONFIG} metadata says which model it holds; give --config"),
+            )
+        })?,
+    };
+    config.validate()?;
+    let mut model = config.model.init(device)?;
+    apply(&mut model, file, bytes)?;
+    Ok((config, model))
+}
+
+/// Puts the tensors of the safetensors file `bytes` (read from `file`) into `model`: every
+/// tensor the model has must be there, with its shape, and nothing else.
+fn apply(
+    model: &mut fashion_mixer_model::Model,
+    file: &Path,
+    bytes: Vec<u8>,
+) -> Result<(), TrainError> {
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+        .validate(false);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| bad(file, e.to_string()))?;
+    if let Some(error) = result.errors.first() {
+        let others = match result.errors.len() - 1 {
+            0 => String::new(),
+            n => format!(" ({n} more tensors do not fit either)"),
+        };
+        return Err(bad(file, format!("{}{others}", describe(error))));
+    }
+    if let Some((name, _)) = result.missing.first() {
+        return Err(bad(
+            file,
+            format!(
+                "tensor {name} is missing (the model of this configuration has {} tensors)",
+                result.applied.len() + result.missing.len()
+            ),
+        ));
+    }
+    if let Some(name) = result.unused.first() {
+        return Err(bad(
+            file,
+            format!("tensor {name} is not part of the model of this configuration"),
+        ));
+    }
+    Ok(())
+}
+
+/// One tensor that does not fit, in PyTorch's layout (the file's).
+fn describe(error: &ApplyError) -> String {
+    // The adapter has turned 2-D weights into Burn's [in, out]; the file holds [out, in].
+    let torch = |shape: &Shape| {
+        let mut dims = shape.to_vec();
+        if dims.len() == 2 {
+            dims.reverse();
+        }
+        dims
+    };
+    match error {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => format!(
+            "tensor {path} has shape {:?}; the model of this configuration needs {:?}",
+            torch(found),
+            torch(expected)
+        ),
+        ApplyError::DTypeMismatch {
+            path,
+            expected,
+            found,
+        } => format!("tensor {path} is {found:?}; the model needs {expected:?}"),
+        ApplyError::AdapterError { path, message } | ApplyError::LoadError { path, message } => {
+            format!("tensor {path}: {message}")
+        }
+    }
+}
+
+/// `model` with the weights of `source`: a run folder (its `model.bpk`, or newest checkpoint),
+/// a Burn record (`.bpk`), or a safetensors file (`.safetensors`, PyTorch's names). The
+/// architecture must be `model`'s.
+pub fn load_weights(
+    mut model: fashion_mixer_model::Model,
+    source: &Path,
+) -> Result<fashion_mixer_model::Model, TrainError> {
+    if source.extension().is_some_and(|e| e == "safetensors") {
+        let bytes = std::fs::read(source).map_err(|e| TrainError::io(source, e))?;
+        metadata(source, &bytes)?;
+        apply(&mut model, source, bytes)?;
+        return Ok(model);
+    }
+    let record = if source.is_dir() {
+        crate::inference::record_path(&RunDir::new(source))?
+    } else {
+        source.to_path_buf()
+    };
+    crate::inference::load_record(model, &record)
+}
+
+/// Imports `file` as a new run in `run`: `config.json` and `model.bpk`, which `eval`, `infer`
+/// and `train --init-from` accept. Everything is checked before the folder is made, so a bad
+/// file writes nothing.
+pub fn import(
+    file: &Path,
+    config: Option<TrainingConfig>,
+    run: &RunDir,
+) -> Result<TrainingConfig, TrainError> {
+    if run.config().exists() {
+        return Err(TrainError::RunExists(run.root().to_path_buf()));
+    }
+    let (config, model) = read(file, config, &Device::flex())?;
+    let bytes = model
+        .into_record()
+        .into_bytes()
+        .map_err(|e| bad(file, e.to_string()))?;
+    run.create()?;
+    let _lock = run.lock()?;
+    save_config(run, &config)?;
+    write_atomic(&run.model(), &bytes)?;
+    Ok(config)
+}
+
+/// `model.safetensors` in `run`: where `export` writes by default.
+pub fn default_export_path(run: &RunDir) -> PathBuf {
+    run.root().join("model.safetensors")
+}
