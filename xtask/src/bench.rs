@@ -10,15 +10,15 @@ use fashion_mixer_train::bench::{BenchOptions, bench};
 use fashion_mixer_train::training::load_splits;
 
 use crate::data::DataDirArg;
+use crate::project_root;
 use crate::train::BaseConfigArgs;
-use crate::{parse_backend, project_root};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub base: BaseConfigArgs,
     /// flex, ndarray or wgpu [default: the configuration's, flex]
-    #[arg(long, value_parser = parse_backend)]
+    #[arg(long)]
     pub backend: Option<Backend>,
     /// Training batch size [default: the configuration's]
     #[arg(long)]

@@ -6,7 +6,7 @@ use anyhow::Result;
 use burn::data::dataset::Dataset;
 use clap::{Args, Subcommand};
 use fashion_mixer_data::fetch::{FetchOutcome, FetchPlan};
-use fashion_mixer_data::{CLASS_NAMES, FashionMnistDataset, Split, find_file, locate};
+use fashion_mixer_data::{CLASS_NAMES, DataError, FashionMnistDataset, Split, find_file, locate};
 
 use crate::project_root;
 
@@ -25,7 +25,7 @@ pub struct DataDirArg {
 impl DataDirArg {
     /// The directory holding the data. Where no place searched has it, and the user named no
     /// directory and did not ask for --offline, it is downloaded into datasets/fashion-mnist/.
-    pub fn locate(&self) -> Result<PathBuf> {
+    pub fn locate(&self) -> Result<PathBuf, DataError> {
         let root = project_root();
         let dirs = locate::search_dirs(self.data_dir.as_deref(), &root);
         let may_download = !self.offline
@@ -37,13 +37,13 @@ impl DataDirArg {
             Vec::new()
         };
         let dest = root.join(locate::PROJECT_DIR);
-        Ok(locate::locate_or_fetch(&dirs, &dest, &sources, |dest| {
+        locate::locate_or_fetch(&dirs, &dest, &sources, |dest| {
             eprintln!(
                 "Fashion-MNIST not found on this machine: downloading it into {} \
                  (checksum-verified; --offline or FASHION_MNIST_OFFLINE=1 turns this off)",
                 dest.display()
             )
-        })?)
+        })
     }
 }
 

@@ -12,7 +12,6 @@ use fashion_mixer_train::inference::load_model;
 use fashion_mixer_train::training::load_splits;
 
 use crate::data::DataDirArg;
-use crate::parse_backend;
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
@@ -20,7 +19,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
     /// Backend to evaluate on [default: the run's]
-    #[arg(long, value_parser = parse_backend)]
+    #[arg(long)]
     pub backend: Option<Backend>,
     #[command(flatten)]
     pub data: DataDirArg,
@@ -48,9 +47,22 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             split.items
         );
     }
-    println!("per-class test accuracy:");
-    for (name, acc) in CLASS_NAMES.iter().zip(&eval.test.per_class_accuracy) {
-        println!("  {name:<12} {:6.2}%", 100.0 * acc);
+    let mirrored = eval
+        .test_mirrored
+        .as_ref()
+        .expect("evaluate scores the mirrored test set");
+    println!(
+        " test, mirrored left-right: accuracy {:.2}%  loss {:.4}",
+        100.0 * mirrored.accuracy,
+        mirrored.loss
+    );
+    println!("per-class test accuracy (as given / mirrored):");
+    for (c, name) in CLASS_NAMES.iter().enumerate() {
+        println!(
+            "  {name:<12} {:6.2}%  {:6.2}%",
+            100.0 * eval.test.per_class_accuracy[c],
+            100.0 * mirrored.per_class_accuracy[c]
+        );
     }
     println!("wrote {}", run.eval().display());
     Ok(())

@@ -12,7 +12,7 @@ use fashion_mixer_train::{RunDir, TrainError};
 use serde_json::json;
 
 use crate::data::DataDirArg;
-use crate::{parse_backend, project_root};
+use crate::project_root;
 
 /// The trained `best` model the repository ships, used when no run is named.
 pub fn pretrained() -> PathBuf {
@@ -26,7 +26,7 @@ pub struct InferArgs {
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
     /// Backend to run on [default: the run's]
-    #[arg(long, value_parser = parse_backend)]
+    #[arg(long)]
     pub backend: Option<Backend>,
     /// Test-set items to predict: `--index 0 1 2`, `--index 0,1,2` or `--index 0 --index 1`
     /// (image files go before it, or after `--`)

@@ -21,6 +21,7 @@ macro_rules! println {
 mod bench;
 mod data;
 mod eval;
+mod flags;
 mod infer;
 mod interop;
 mod model;
@@ -67,7 +68,7 @@ enum Command {
     /// Run a named grid of trainings (optimizers, batch, smoke); writes summary.md and .png.
     Sweep(sweep::SweepArgs),
     /// Time training steps and inference; writes bench.json.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Write a run's model as model.safetensors, in PyTorch's names and layouts.
     Export(interop::ExportArgs),
     /// Make a run folder from a safetensors file (from `export`, or from PyTorch).
@@ -113,11 +114,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Parses `--backend`.
-pub fn parse_backend(s: &str) -> Result<fashion_mixer_model::Backend, String> {
-    s.parse()
 }
 
 /// The workspace root (where `datasets/` and `artifacts/` live).

@@ -4,11 +4,13 @@ use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
 use fashion_mixer_model::{Activation, Backend, ModelConfig};
+use fashion_mixer_train::TrainingConfig;
 use fashion_mixer_train::report::thousands;
+use serde::Serialize;
 
 /// The architecture's hyperparameters; a flag left out keeps the value it overrides
 /// (the coursework model's by default).
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Serialize, Debug, Clone, Default)]
 pub struct ModelArgs {
     /// K: side of a square patch, must divide 28 [default: 7]
     #[arg(long)]
@@ -35,73 +37,27 @@ pub struct ModelArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub layer_norm: Option<bool>,
     /// g: relu or gelu [default: relu]
-    #[arg(long, value_parser = parse_activation)]
+    #[arg(long)]
     pub activation: Option<Activation>,
     /// Dropout on the MLPs' hidden units while training [default: 0]
     #[arg(long, value_name = "P")]
     pub dropout: Option<f64>,
 }
 
-fn parse_activation(s: &str) -> Result<Activation, String> {
-    match s {
-        "relu" => Ok(Activation::Relu),
-        "gelu" => Ok(Activation::Gelu),
-        _ => Err(format!("unknown activation '{s}' (expected relu or gelu)")),
-    }
-}
-
 impl ModelArgs {
     /// `config` with these flags applied.
-    pub fn apply(&self, mut config: ModelConfig) -> ModelConfig {
-        let set = |field: &mut usize, value: Option<usize>| {
-            if let Some(v) = value {
-                *field = v;
-            }
-        };
-        set(&mut config.patch_size, self.patch_size);
-        set(&mut config.dim, self.dim);
-        set(&mut config.token_hidden, self.token_hidden);
-        set(&mut config.channel_hidden, self.channel_hidden);
-        set(&mut config.depth, self.depth);
-        if self.patch_stride.is_some() {
-            config.patch_stride = self.patch_stride;
+    pub fn apply(&self, config: ModelConfig) -> Result<ModelConfig> {
+        #[derive(Serialize)]
+        struct Flags<'a> {
+            model: &'a ModelArgs,
         }
-        if let Some(v) = self.residual {
-            config.residual = v;
-        }
-        if let Some(v) = self.layer_norm {
-            config.layer_norm = v;
-        }
-        if let Some(v) = self.activation {
-            config.activation = v;
-        }
-        if let Some(v) = self.dropout {
-            config.dropout = v;
-        }
-        config
-    }
-
-    /// Whether any flag was given.
-    pub fn any(&self) -> bool {
-        [
-            self.patch_size,
-            self.dim,
-            self.token_hidden,
-            self.channel_hidden,
-            self.depth,
-            self.patch_stride,
-        ]
-        .iter()
-        .any(Option::is_some)
-            || self.residual.is_some()
-            || self.layer_norm.is_some()
-            || self.activation.is_some()
-            || self.dropout.is_some()
+        let base = TrainingConfig::new().with_model(config);
+        Ok(crate::flags::overlay(&base, &Flags { model: self })?.model)
     }
 }
 
 pub fn run(args: &ModelArgs) -> Result<()> {
-    let config = args.apply(ModelConfig::new());
+    let config = args.apply(ModelConfig::new())?;
     config.validate()?;
     let model = config.init(&Backend::Flex.device()?)?;
     println!("{model}");

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use fashion_mixer_train::RunDir;
-use fashion_mixer_train::inference::record_path;
-use fashion_mixer_train::report::{current_evaluation, report_run};
-use fashion_mixer_train::training::{load_config, load_splits};
+use fashion_mixer_train::training::{load_splits, report_run};
 
 use crate::data::DataDirArg;
 
@@ -23,15 +21,10 @@ pub struct ReportArgs {
 
 pub fn run(args: &ReportArgs) -> Result<()> {
     let run = RunDir::new(&args.artifacts);
-    let config = load_config(&run)?;
-    // The data is read only when there is a record whose evaluation is missing or stale.
-    let needs_data = record_path(&run).is_ok() && current_evaluation(&run).is_none();
-    let splits = if needs_data {
-        Some(load_splits(&args.data.locate()?, &config)?)
-    } else {
-        None
-    };
-    let files = report_run(&run, splits.as_ref().map(|(train, test)| (train, test)))?;
+    // The data is located (and read) only when the record's evaluation is missing or stale.
+    let files = report_run(&run, |config| {
+        Ok(Some(load_splits(&args.data.locate()?, config)?))
+    })?;
     for picture in &files.pictures {
         println!("wrote {}", picture.display());
     }

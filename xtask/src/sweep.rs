@@ -9,7 +9,7 @@ use fashion_mixer_train::Progress;
 use fashion_mixer_train::sweep::{GRIDS, SweepOverrides, grid, sweep};
 
 use crate::data::DataDirArg;
-use crate::{parse_backend, project_root};
+use crate::project_root;
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepArgs {
@@ -23,7 +23,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
     /// Backend for every run: flex, ndarray or wgpu [default: flex]
-    #[arg(long, value_parser = parse_backend)]
+    #[arg(long)]
     pub backend: Option<Backend>,
     /// The sweep's folder [default: artifacts/sweep-<NAME>]
     #[arg(long, value_name = "DIR")]

@@ -6,21 +6,23 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::config::PRESETS;
+use fashion_mixer_train::config::Preset;
 use fashion_mixer_train::training::{TrainOptions, train};
 use fashion_mixer_train::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingConfig};
+use serde::Serialize;
 
 use crate::data::DataDirArg;
+use crate::flags::{given, overlay};
 use crate::model::ModelArgs;
-use crate::{parse_backend, project_root};
+use crate::project_root;
 
 /// Where a configuration starts: a preset, then a JSON file over it.
 #[derive(Args, Debug, Clone, Default)]
 pub struct BaseConfigArgs {
     /// A named configuration to start from: coursework (the spec's model, the default) or best
     /// (the most accurate found; see README); --config and the flags override it
-    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
-    pub preset: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<Preset>,
     /// A JSON TrainingConfig to start from: a run's config.json, or only the fields to change,
     /// e.g. {"epochs": 5, "model": {"depth": 4}}; flags override it.
     #[arg(long, value_name = "PATH")]
@@ -30,8 +32,10 @@ pub struct BaseConfigArgs {
 impl BaseConfigArgs {
     /// The preset (coursework by default) with `--config`'s fields over it.
     pub fn load(&self) -> Result<TrainingConfig> {
-        let preset = self.preset.as_deref().unwrap_or("coursework");
-        let base = TrainingConfig::preset(preset).expect("checked by parse_preset");
+        let base = self
+            .preset
+            .clone()
+            .map_or_else(TrainingConfig::new, |p| p.0);
         match &self.config {
             Some(path) => read_config(&base, path),
             None => Ok(base),
@@ -55,12 +59,12 @@ pub fn read_config(base: &TrainingConfig, path: &std::path::Path) -> Result<Trai
     })
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    pub base: BaseConfigArgs,
+/// The training flags, each named after the `TrainingConfig` field it sets; a flag left out
+/// keeps the value from the preset or `--config`.
+#[derive(Args, Serialize, Debug, Clone, Default)]
+pub struct ConfigFlags {
     /// flex, ndarray or wgpu [default: flex]
-    #[arg(long, value_parser = parse_backend)]
+    #[arg(long)]
     pub backend: Option<Backend>,
     /// Passes over the training set [default: 30]
     #[arg(long)]
@@ -69,7 +73,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// sgd, adam or adamw [default: adam]
-    #[arg(long, value_parser = parse_optimizer)]
+    #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
     /// Learning rate [default: 0.001]
     #[arg(long)]
@@ -81,7 +85,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// After the warm-up: constant or cosine (down to --min-lr) [default: constant]
-    #[arg(long, value_parser = parse_schedule)]
+    #[arg(long)]
     pub lr_schedule: Option<LrSchedule>,
     /// Epochs of linear learning-rate warm-up [default: 0]
     #[arg(long, value_name = "N")]
@@ -116,6 +120,14 @@ pub struct TrainArgs {
     pub limit_test: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub base: BaseConfigArgs,
+    #[command(flatten)]
+    pub flags: ConfigFlags,
     #[command(flatten)]
     pub data: DataDirArg,
     /// The run's folder [default: artifacts/<UTC timestamp>]
@@ -132,64 +144,13 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The preset (coursework by default), then `--config`, then the flags.
     pub fn config(&self) -> Result<TrainingConfig> {
-        let mut config = self.base.load()?;
-        config.model = self.model.apply(config.model);
-        macro_rules! set {
-            ($($field:ident),*) => {$(
-                if let Some(v) = self.$field { config.$field = v; }
-            )*};
-        }
-        set!(
-            backend,
-            epochs,
-            batch_size,
-            optimizer,
-            lr,
-            momentum,
-            weight_decay,
-            seed,
-            workers,
-            lr_schedule,
-            warmup_epochs,
-            min_lr,
-            label_smoothing,
-            crop_padding,
-            horizontal_flip
-        );
-        if self.init_from.is_some() {
-            config.init_from.clone_from(&self.init_from);
-        }
-        if self.limit_train.is_some() {
-            config.limit_train = self.limit_train;
-        }
-        if self.limit_test.is_some() {
-            config.limit_test = self.limit_test;
-        }
+        let config = overlay(&self.base.load()?, &self.flags)?;
         config.validate()?;
         Ok(config)
     }
 
     fn overrides_config(&self) -> bool {
-        self.base.any()
-            || self.lr_schedule.is_some()
-            || self.warmup_epochs.is_some()
-            || self.min_lr.is_some()
-            || self.label_smoothing.is_some()
-            || self.crop_padding.is_some()
-            || self.horizontal_flip.is_some()
-            || self.model.any()
-            || self.backend.is_some()
-            || self.epochs.is_some()
-            || self.batch_size.is_some()
-            || self.optimizer.is_some()
-            || self.lr.is_some()
-            || self.momentum.is_some()
-            || self.weight_decay.is_some()
-            || self.seed.is_some()
-            || self.workers.is_some()
-            || self.init_from.is_some()
-            || self.limit_train.is_some()
-            || self.limit_test.is_some()
+        self.base.any() || given(&self.flags).is_some()
     }
 }
 
@@ -250,30 +211,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     println!("artifacts: {}", run.root().display());
     Ok(())
-}
-
-fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
-    s.parse()
-}
-
-fn parse_preset(s: &str) -> Result<String, String> {
-    match TrainingConfig::preset(s) {
-        Some(_) => Ok(s.to_string()),
-        None => Err(format!(
-            "unknown preset '{s}' (expected {})",
-            PRESETS.join(" or ")
-        )),
-    }
-}
-
-fn parse_schedule(s: &str) -> Result<LrSchedule, String> {
-    match s {
-        "constant" => Ok(LrSchedule::Constant),
-        "cosine" => Ok(LrSchedule::Cosine),
-        _ => Err(format!(
-            "unknown schedule '{s}' (expected constant or cosine)"
-        )),
-    }
 }
 
 /// `2026-11-26T19-20-05`: the default run name (UTC, sortable, no characters paths dislike).

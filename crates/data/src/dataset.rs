@@ -8,7 +8,7 @@ use burn::data::dataset::{Dataset, DatasetError};
 
 use crate::error::DataError;
 use crate::idx;
-use crate::{IMAGE_PIXELS, NUM_CLASSES};
+use crate::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
 
 /// One of the two splits Fashion-MNIST ships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +111,20 @@ impl FashionMnistDataset {
         }
     }
 
+    /// The same items mirrored left-right (labels unchanged): the test set a garment facing
+    /// the other way would make.
+    pub fn mirrored(&self) -> Self {
+        let pixels: Vec<u8> = self
+            .pixels
+            .chunks_exact(IMAGE_SIDE)
+            .flat_map(|row| row.iter().rev().copied())
+            .collect();
+        Self {
+            pixels: pixels.into(),
+            labels: self.labels.clone(),
+        }
+    }
+
     /// All labels, in order.
     pub fn labels(&self) -> &[u8] {
         &self.labels
@@ -191,6 +205,26 @@ mod tests {
         assert_eq!(ds.class_counts()[0], 2);
         assert_eq!(ds.truncated(2).len(), 2);
         assert_eq!(ds.truncated(99).len(), 4);
+    }
+
+    /// Mirroring reverses every row of every image, keeps the labels, and twice is the start.
+    #[test]
+    fn mirrored_reverses_each_row() {
+        let pixels: Vec<u8> = (0..2 * IMAGE_PIXELS).map(|i| (i % 251) as u8).collect();
+        let ds = FashionMnistDataset::from_raw(pixels, vec![3, 9]);
+        let m = ds.mirrored();
+        assert_eq!(m.labels(), ds.labels());
+        for item in 0..2 {
+            for row in 0..IMAGE_SIDE {
+                for col in 0..IMAGE_SIDE {
+                    assert_eq!(
+                        m.image(item)[row * IMAGE_SIDE + col],
+                        ds.image(item)[row * IMAGE_SIDE + IMAGE_SIDE - 1 - col]
+                    );
+                }
+            }
+        }
+        assert_eq!(m.mirrored().image(1), ds.image(1));
     }
 
     #[test]

@@ -16,6 +16,18 @@ pub enum Activation {
     Gelu,
 }
 
+impl std::str::FromStr for Activation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "relu" => Ok(Self::Relu),
+            "gelu" => Ok(Self::Gelu),
+            _ => Err(format!("unknown activation '{s}' (expected relu or gelu)")),
+        }
+    }
+}
+
 /// One block's shape and switches (the model's [`ModelConfig`](crate::ModelConfig) makes one
 /// per block).
 #[derive(Config, Debug, PartialEq)]

@@ -8,19 +8,16 @@ mod backend;
 mod block;
 pub mod fpu;
 mod model;
-mod shares;
+pub mod shares;
 mod stem;
-#[cfg(feature = "train")]
-mod step;
 
 pub use backend::{Backend, DeviceError, WGPU_START_TIMEOUT};
 pub use block::{Activation, MixerBlock, MixerBlockConfig};
 pub use model::{Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;
 
-/// Test helpers shared by the crate's unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
+/// A helper for the workspace's tests: tensors equal within the tolerance they all use.
+pub mod testing {
     use burn::tensor::TensorData;
 
     /// Asserts `fast` equals `reference` within `1e-4` of `reference`'s largest magnitude

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use fashion_mixer_data::IMAGE_SIDE;
 
 use crate::block::{Activation, MixerBlock, MixerBlockConfig};
-use crate::stem::PatchStem;
+use crate::stem::{PatchStem, patches_per_side};
 
 /// The architecture's hyperparameters; the defaults are the coursework model (143,786
 /// parameters), and every option beyond the coursework is off.
@@ -133,7 +133,7 @@ impl ModelConfig {
 
     /// N_p: the number of patches per image (of a valid configuration).
     pub fn num_patches(&self) -> usize {
-        let per_side = IMAGE_SIDE.saturating_sub(self.patch_size) / self.stride().max(1) + 1;
+        let per_side = patches_per_side(IMAGE_SIDE, self.patch_size, self.stride());
         per_side * per_side
     }
 
@@ -157,7 +157,6 @@ impl ModelConfig {
                 .layer_norm
                 .then(|| LayerNormConfig::new(self.dim).init(device)),
             head: LinearConfig::new(self.dim, self.num_classes).init(device),
-            label_smoothing: 0.0,
         })
     }
 }
@@ -179,9 +178,6 @@ pub struct Model {
     pub norm: Option<LayerNorm>,
     /// Softmax regression's linear part: dim -> classes (the softmax is in the loss).
     pub head: Linear,
-    /// Label smoothing of the training loss (0 = plain cross-entropy); a training setting, not
-    /// saved in the record. Evaluation always scores plain cross-entropy.
-    pub label_smoothing: f32,
 }
 
 impl Model {
@@ -193,7 +189,11 @@ impl Model {
     pub fn forward(&self, images: Tensor<3>) -> Tensor<2> {
         // Without autodiff on a CPU backend, the batch is split over the cores.
         let items = images.dims()[0];
-        let count = crate::shares::count(&images.device(), false, items);
+        let count = if crate::shares::is_cpu(&images.device()) {
+            crate::shares::count(items)
+        } else {
+            1
+        };
         if count == 1 {
             return self.forward_whole(images);
         }
@@ -239,33 +239,6 @@ impl Model {
     /// Class probabilities (softmax of the logits): [batch, 28, 28] -> [batch, num_classes].
     pub fn probabilities(&self, images: Tensor<3>) -> Tensor<2> {
         burn::tensor::activation::softmax(self.forward(images), 1)
-    }
-
-    /// The same model, trained with label smoothing `alpha` (0 = none).
-    pub fn with_label_smoothing(mut self, alpha: f32) -> Self {
-        self.label_smoothing = alpha;
-        self
-    }
-
-    /// Logits, targets and the cross-entropy loss, as the Learner's metrics expect them; with
-    /// `smoothing`, the targets are smoothed by that amount.
-    #[cfg(feature = "train")]
-    pub fn forward_classification(
-        &self,
-        images: Tensor<3>,
-        targets: Tensor<1, Int>,
-        smoothing: f32,
-    ) -> burn::train::ClassificationOutput {
-        let output = self.forward(images);
-        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
-            .with_smoothing((smoothing > 0.0).then_some(smoothing))
-            .init(&output.device())
-            .forward(output.clone(), targets.clone());
-        burn::train::ClassificationOutput {
-            loss,
-            output,
-            targets,
-        }
     }
 }
 

@@ -27,21 +27,15 @@ fn pools() -> &'static [rayon::ThreadPool] {
     })
 }
 
-/// Whether `device` is one of the CPU backends, with (`autodiff`) or without autodiff.
+/// Whether `device` is one of the CPU backends (flex, ndarray), without autodiff.
 #[allow(deprecated)] // Device::ndarray: the backend stays a choice while Burn ships it.
-fn is_cpu(device: &Device, autodiff: bool) -> bool {
-    [Device::flex(), Device::ndarray()].into_iter().any(|d| {
-        let d = if autodiff { d.autodiff() } else { d };
-        d == *device
-    })
+pub fn is_cpu(device: &Device) -> bool {
+    *device == Device::flex() || *device == Device::ndarray()
 }
 
-/// How many shares a batch of `items` on `device` splits into (1: no split). Inside a share,
-/// where rayon's pool has one thread, nothing splits again.
-pub(crate) fn count(device: &Device, autodiff: bool, items: usize) -> usize {
-    if !is_cpu(device, autodiff) {
-        return 1;
-    }
+/// How many shares a batch of `items` on a CPU backend splits into (1: no split). Inside a
+/// share, where rayon's pool has one thread, nothing splits again.
+pub fn count(items: usize) -> usize {
     pools()
         .len()
         .min(rayon::current_num_threads())
@@ -52,7 +46,7 @@ pub(crate) fn count(device: &Device, autodiff: bool, items: usize) -> usize {
 /// `work(start, end)` for each of `shares` equal ranges of `0..items`, side by side, each on
 /// its own pool (pools are shared round-robin when there are more shares than pools); the
 /// results in order.
-pub(crate) fn run<T: Send>(
+pub fn run<T: Send>(
     items: usize,
     shares: usize,
     work: impl Fn(usize, usize) -> T + Sync,

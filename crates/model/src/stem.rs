@@ -4,6 +4,11 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
+/// How many `patch`-pixel patches, `stride` pixels apart, fit along a `side`-pixel edge.
+pub fn patches_per_side(side: usize, patch: usize, stride: usize) -> usize {
+    side.saturating_sub(patch) / stride.max(1) + 1
+}
+
 /// Splits each image into KxK patches (row-major over the patch grid, pixels row-major within
 /// a patch) and applies one linear layer `K*K -> dim` to every patch.
 #[derive(Module, Debug)]
@@ -33,7 +38,7 @@ impl PatchStem {
 
     /// Patches per row (and per column) of a `side`-pixel image.
     pub fn per_side(&self, side: usize) -> usize {
-        (side - self.patch_size) / self.stride + 1
+        patches_per_side(side, self.patch_size, self.stride)
     }
 
     /// The flattened patches of `images` [batch, H, W]: [batch, patches, K*K].

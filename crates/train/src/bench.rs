@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
+use crate::metrics::median;
 
 /// How much to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +63,6 @@ pub struct BenchReport {
     pub infer_batch1024_images_per_s: f64,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -97,7 +93,7 @@ pub fn bench(
     let batch_size = config.batch_size;
 
     let mut learner = Learner::new(
-        config.init_model(&autodiff)?,
+        config.init_trainee(&autodiff)?,
         config.optimizer(),
         crate::schedule::scheduler(config, data.len()),
     );
@@ -108,7 +104,7 @@ pub fn bench(
         offset += batch_size;
         (batch, start.elapsed())
     };
-    let step = |learner: &mut Learner<fashion_mixer_model::Model>, batch: FashionMnistBatch| {
+    let step = |learner: &mut Learner<crate::step::Trainee>, batch: FashionMnistBatch| {
         let start = Instant::now();
         learner.lr_step();
         let output = learner.train_step(batch);

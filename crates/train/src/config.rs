@@ -5,6 +5,20 @@ use fashion_mixer_model::{Backend, ModelConfig};
 
 /// The named configurations `cargo xtask train --preset` offers.
 pub const PRESETS: [&str; 2] = ["coursework", "best"];
+
+/// A named configuration, as the command line gives it (`--preset best`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset(pub TrainingConfig);
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TrainingConfig::preset(s)
+            .map(Preset)
+            .ok_or_else(|| format!("unknown preset '{s}' (expected {})", PRESETS.join(" or ")))
+    }
+}
 use serde::{Deserialize, Serialize};
 
 /// The optimizers a run can use.
@@ -55,6 +69,20 @@ pub enum LrSchedule {
     Constant,
     /// A half cosine from `lr` down to `min_lr` at the last step.
     Cosine,
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "constant" => Ok(Self::Constant),
+            "cosine" => Ok(Self::Cosine),
+            _ => Err(format!(
+                "unknown schedule '{s}' (expected constant or cosine)"
+            )),
+        }
+    }
 }
 
 /// A training run's configuration. Defaults: the coursework model, Adam at lr 1e-3 with L2
@@ -273,15 +301,15 @@ impl TrainingConfig {
     }
 
     /// The model this configuration describes, initialised on `device`, with the training
-    /// loss's label smoothing.
-    pub fn init_model(
+    /// loss's label smoothing: what the Learner trains.
+    pub fn init_trainee(
         &self,
         device: &Device,
-    ) -> Result<fashion_mixer_model::Model, fashion_mixer_model::ModelConfigError> {
-        Ok(self
-            .model
-            .init(device)?
-            .with_label_smoothing(self.label_smoothing as f32))
+    ) -> Result<crate::step::Trainee, fashion_mixer_model::ModelConfigError> {
+        Ok(crate::step::Trainee::new(
+            self.model.init(device)?,
+            self.label_smoothing as f32,
+        ))
     }
 
     /// The optimizer this configuration describes, ready for the Learner.

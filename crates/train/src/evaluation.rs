@@ -37,6 +37,10 @@ pub struct Evaluation {
     pub train: SplitScore,
     /// On the test split.
     pub test: SplitScore,
+    /// On the test split mirrored left-right (labels unchanged): how the model does on garments
+    /// facing the other way. Absent from `eval.json` files written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mirrored: Option<SplitScore>,
 }
 
 /// Scores `model` on every item of `dataset`, `batch_size` items at a time.
@@ -83,7 +87,8 @@ pub fn score(loaded: &LoadedModel, dataset: &FashionMnistDataset, batch_size: us
     }
 }
 
-/// Scores the loaded model on both splits and writes `eval.json` into the run.
+/// Scores the loaded model on both splits and on the mirrored test split, and writes
+/// `eval.json` into the run.
 pub fn evaluate(
     run: &RunDir,
     loaded: &LoadedModel,
@@ -97,6 +102,7 @@ pub fn evaluate(
         backend: loaded.backend.to_string(),
         train: score(loaded, train, batch_size),
         test: score(loaded, test, batch_size),
+        test_mirrored: Some(score(loaded, &test.mirrored(), batch_size)),
     };
     let json = serde_json::to_string_pretty(&evaluation).expect("serialisable");
     write_atomic(&run.eval(), json.as_bytes())?;

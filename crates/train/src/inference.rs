@@ -14,6 +14,7 @@ use fashion_mixer_model::{Backend, Model};
 use crate::artifacts::{RunDir, load_config};
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
+use crate::trainee::Trainee;
 
 /// A trained model, ready for inference.
 #[derive(Debug)]
@@ -44,18 +45,27 @@ pub fn record_path(run: &RunDir) -> Result<PathBuf, TrainError> {
     }
 }
 
-/// `model` with the weights of the Burn record at `path` (made for the same architecture).
+/// `model` with the weights of the Burn record at `path` (made for the same architecture): a
+/// finished run's `model.bpk` (the model's own record) or a training checkpoint (a
+/// [`Trainee`]'s, the model under `model`).
 pub fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
     let bad = |message: String| TrainError::BadRecord {
         path: path.to_path_buf(),
         message,
     };
     let record = ModuleRecord::load(path).map_err(|e| bad(e.to_string()))?;
-    model.try_load_record(record).map_err(|e| {
-        bad(format!(
-            "{e} (was it trained with another architecture than config.json's?)"
-        ))
-    })
+    match model.clone().try_load_record(record.clone()) {
+        Ok(model) => Ok(model),
+        // A checkpoint: the same tensors, one level down.
+        Err(error) => Trainee::new(model, 0.0)
+            .try_load_record(record)
+            .map(|trainee| trainee.model)
+            .map_err(|_| {
+                bad(format!(
+                    "{error} (was it trained with another architecture than config.json's?)"
+                ))
+            }),
+    }
 }
 
 /// Loads a run's `config.json` and model record onto `backend` (default: the run's own).

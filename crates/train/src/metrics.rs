@@ -73,6 +73,49 @@ impl EpochMetrics {
     }
 }
 
+/// The median of `values` (the upper one of an even count); `NaN` for none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// What a run's rows add up to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSummary {
+    /// The last completed epoch.
+    pub last: EpochMetrics,
+    /// The epoch with the highest test accuracy (the last of equals).
+    pub best_test: EpochMetrics,
+    /// The epoch with the highest training accuracy (the last of equals).
+    pub best_train: EpochMetrics,
+    /// Median wall time of an epoch, in seconds.
+    pub median_epoch_seconds: f64,
+    /// Wall time of all epochs, in seconds.
+    pub total_seconds: f64,
+}
+
+impl RunSummary {
+    /// The summary of `rows`; `None` when no epoch has completed.
+    pub fn of(rows: &[EpochMetrics]) -> Option<Self> {
+        let best = |key: fn(&EpochMetrics) -> f64| {
+            rows.iter()
+                .copied()
+                .max_by(|a, b| key(a).total_cmp(&key(b)))
+        };
+        let seconds: Vec<f64> = rows.iter().map(|m| m.epoch_seconds).collect();
+        Some(Self {
+            last: *rows.last()?,
+            best_test: best(|m| m.test_accuracy)?,
+            best_train: best(|m| m.train_accuracy)?,
+            total_seconds: seconds.iter().sum(),
+            median_epoch_seconds: median(seconds),
+        })
+    }
+}
+
 /// Reads `metrics.csv`; a missing file is an empty history.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
     let text = match std::fs::read_to_string(path) {

@@ -11,9 +11,9 @@ use crate::artifacts::load_config;
 use crate::artifacts::{RunDir, write_atomic};
 use crate::config::{OptimizerKind, TrainingConfig};
 use crate::error::TrainError;
-use crate::metrics::{EpochMetrics, read_metrics};
+use crate::metrics::{EpochMetrics, RunSummary, read_metrics};
+use crate::plot::{Series, line_chart, y_range};
 use crate::progress::Progress;
-use crate::report::{Series, line_chart, y_range};
 use crate::training::{TrainOptions, train};
 
 /// The grids `sweep --grid` knows.
@@ -144,10 +144,7 @@ pub struct SweepReport {
 }
 
 fn finished(run: &RunDir) -> bool {
-    let Ok(config) = load_config(run) else {
-        return false;
-    };
-    run.model().is_file() && run.last_checkpoint().is_some_and(|e| e >= config.epochs)
+    load_config(run).is_ok_and(|config| run.is_finished(config.epochs))
 }
 
 /// Runs every run of `runs` in `root/<run.name>/` in turn (skipping finished ones, resuming a
@@ -290,15 +287,13 @@ pub fn write_summary(
                 .map_or("-", |(_, v)| v.as_str());
             let _ = write!(md, " {value} |");
         }
-        match (
-            o.history.last(),
-            o.history
-                .iter()
-                .max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy)),
-        ) {
-            (Some(last), Some(best)) => {
-                let mut secs: Vec<f64> = o.history.iter().map(|m| m.epoch_seconds).collect();
-                secs.sort_by(f64::total_cmp);
+        match RunSummary::of(&o.history) {
+            Some(RunSummary {
+                last,
+                best_test: best,
+                median_epoch_seconds,
+                ..
+            }) => {
                 let _ = writeln!(
                     md,
                     " {}/{} | {:.2}% | {:.2}% ({}) | {:.2}% | {:.1} |",
@@ -308,10 +303,10 @@ pub fn write_summary(
                     100.0 * best.test_accuracy,
                     best.epoch,
                     100.0 * last.train_accuracy,
-                    secs[secs.len() / 2]
+                    median_epoch_seconds
                 );
             }
-            _ => {
+            None => {
                 let _ = writeln!(md, " 0/{} | - | - | - | - |", o.run.config.epochs);
             }
         }

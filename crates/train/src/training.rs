@@ -17,10 +17,12 @@ pub use crate::artifacts::{load_config, save_config};
 use crate::checkpoint::AtomicFileCheckpointer;
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
+use crate::evaluation::{Evaluation, evaluate};
+use crate::inference::{load_model, record_path};
 use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics};
 use crate::progress::Progress;
 use crate::renderer::PlainRenderer;
-use crate::report::{ReportFiles, report_run};
+use crate::report::{ReportFiles, write_report};
 use crate::signals::StopOnSignals;
 
 /// How to run a training, beyond its configuration.
@@ -96,7 +98,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         let config = load_config(run)?;
         run.remove_stale_temp_files();
         let checkpoint = run.last_checkpoint();
-        if checkpoint.is_some_and(|epoch| epoch >= config.epochs) && run.model().is_file() {
+        if run.is_finished(config.epochs) {
             return Ok(TrainReport {
                 history: read_metrics(&run.metrics())?,
                 first_epoch: config.epochs + 1,
@@ -121,10 +123,9 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
     let device = config.backend.device()?;
     device.seed(config.seed);
-    let mut model = config.init_model(&device.clone().autodiff())?;
+    let mut model = config.init_trainee(&device.clone().autodiff())?;
     if let (Some(source), None) = (&config.init_from, checkpoint) {
-        model = crate::interop::load_weights(model, source)?
-            .with_label_smoothing(config.label_smoothing as f32);
+        model.model = crate::interop::load_weights(model.model, source)?;
     }
     if !options.resume {
         run.create()?;
@@ -220,7 +221,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let diverged = *divergence.lock().expect("not poisoned");
     if let Some(at) = diverged {
         // The record of the last good epoch stays; report on it, then say what happened.
-        report_run(run, Some((&splits.0, &splits.1)))?;
+        report_run(run, |_| Ok(Some(splits)))?;
         return Err(TrainError::Diverged {
             at,
             checkpoint: run
@@ -234,18 +235,20 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let completed = history.last().map_or(0, |m| m.epoch);
     let interrupted = result.interrupted.is_some() || completed < config.epochs;
     if !interrupted {
-        let bytes = result
-            .model
-            .into_record()
-            .into_bytes()
-            .map_err(|e| TrainError::BadRecord {
-                path: run.model(),
-                message: e.to_string(),
-            })?;
+        let bytes =
+            result
+                .model
+                .model
+                .into_record()
+                .into_bytes()
+                .map_err(|e| TrainError::BadRecord {
+                    path: run.model(),
+                    message: e.to_string(),
+                })?;
         write_atomic(&run.model(), &bytes)?;
     }
     // Pictures and report.md, for finished and interrupted runs alike.
-    let report = report_run(run, Some((&splits.0, &splits.1)))?;
+    let report = report_run(run, |_| Ok(Some(splits)))?;
     Ok(TrainReport {
         history,
         config,
@@ -254,4 +257,39 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         interrupted,
         report: Some(report),
     })
+}
+
+/// `eval.json` when it was written after the record it scores (so it still describes it).
+pub fn current_evaluation(run: &RunDir) -> Option<Evaluation> {
+    let record = record_path(run).ok()?;
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&run.eval())? < modified(&record)? {
+        return None;
+    }
+    let eval: Evaluation = serde_json::from_slice(&std::fs::read(run.eval()).ok()?).ok()?;
+    (eval.record == run.relative(&record)).then_some(eval)
+}
+
+/// The train and test splits, when a report needs them and has them.
+pub type Splits = Option<(FashionMnistDataset, FashionMnistDataset)>;
+
+/// Reports on the run in `run` from its `config.json` and `metrics.csv`. The record (the final
+/// one, or the newest checkpoint of an interrupted run) is scored, writing `eval.json`, unless
+/// an up-to-date `eval.json` exists: only then is `splits` called for the data (`Ok(None)`:
+/// no evaluation). Without a record there is no evaluation and no confusion matrix.
+pub fn report_run(
+    run: &RunDir,
+    splits: impl FnOnce(&TrainingConfig) -> Result<Splits, TrainError>,
+) -> Result<ReportFiles, TrainError> {
+    let config = load_config(run)?;
+    let metrics = read_metrics(&run.metrics())?;
+    let eval = match current_evaluation(run) {
+        Some(eval) => Some(eval),
+        None if record_path(run).is_ok() => match splits(&config)? {
+            Some((train, test)) => Some(evaluate(run, &load_model(run, None)?, &train, &test)?),
+            None => None,
+        },
+        None => None,
+    };
+    write_report(run, &config, &metrics, eval.as_ref())
 }

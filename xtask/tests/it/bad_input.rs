@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::Device;
-use fashion_mixer_data::{Split, idx, synthetic};
+use fashion_mixer_data::{idx, synthetic};
 use fashion_mixer_model::ModelConfig;
 use fashion_mixer_train::artifacts::write_atomic;
 use fashion_mixer_train::training::save_config;
@@ -13,21 +13,6 @@ use fashion_mixer_train::{RunDir, TrainingConfig};
 
 use super::common;
 use common::{assert_user_error, xtask};
-
-/// A data set of `n` items per split (raw IDX), valid until a case breaks one file.
-fn write_dataset(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for split in Split::ALL {
-        let [images, labels] = split.file_stems();
-        let label_values: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        std::fs::write(
-            dir.join(images),
-            idx::encode_images(n, 28, 28, &vec![7u8; n * 784]),
-        )
-        .unwrap();
-        std::fs::write(dir.join(labels), idx::encode_labels(&label_values)).unwrap();
-    }
-}
 
 #[test]
 fn broken_idx_files_are_named_with_their_defect() {
@@ -119,7 +104,7 @@ fn broken_idx_files_are_named_with_their_defect() {
     ];
     for (case, breaker, file, problem) in cases {
         let tmp = tempfile::tempdir().unwrap();
-        write_dataset(tmp.path(), 4);
+        synthetic::write_idx_dir(tmp.path(), 4, 4).unwrap();
         breaker(tmp.path());
         let dir = tmp.path().to_str().unwrap();
         for command in [

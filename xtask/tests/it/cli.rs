@@ -1,9 +1,8 @@
 //! Drives the real `xtask` binary: output on success, one-line errors and exit code 2 on failure.
 
-use std::path::Path;
 use std::process::Output;
 
-use fashion_mixer_data::{Split, idx};
+use fashion_mixer_data::{idx, synthetic};
 
 use super::common;
 use common::xtask;
@@ -14,17 +13,6 @@ fn assert_user_error(out: &Output, needles: &[&str]) {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A data set of `n` items per split with labels cycling through the classes.
-fn write_dataset(dir: &Path, n: usize) {
-    for split in Split::ALL {
-        let [images, labels] = split.file_stems();
-        let pixels = vec![128u8; n * 784];
-        let label_values: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        std::fs::write(dir.join(images), idx::encode_images(n, 28, 28, &pixels)).unwrap();
-        std::fs::write(dir.join(labels), idx::encode_labels(&label_values)).unwrap();
-    }
 }
 
 #[test]
@@ -62,7 +50,7 @@ fn model_rejects_a_patch_size_that_does_not_divide_28() {
 #[test]
 fn data_info_counts_items_per_class() {
     let dir = tempfile::tempdir().unwrap();
-    write_dataset(dir.path(), 20);
+    synthetic::write_idx_dir(dir.path(), 20, 20).unwrap();
     let out = xtask(&["data", "info", "--data-dir", dir.path().to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -77,7 +65,7 @@ fn data_info_counts_items_per_class() {
 #[test]
 fn data_info_reports_a_corrupt_file_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    write_dataset(dir.path(), 3);
+    synthetic::write_idx_dir(dir.path(), 3, 3).unwrap();
     let path = dir.path().join("t10k-labels-idx1-ubyte");
     std::fs::write(&path, idx::encode_images(1, 28, 28, &[0; 784])).unwrap();
     let out = xtask(&["data", "info", "--data-dir", dir.path().to_str().unwrap()]);

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use burn::module::Module;
 use burn::prelude::Device;
-use burn::store::ModuleRecord;
 use fashion_mixer_data::synthetic;
 use fashion_mixer_train::RunDir;
 use fashion_mixer_train::artifacts::TEMP_PREFIX;
+use fashion_mixer_train::inference::load_record;
 use fashion_mixer_train::metrics::{EpochMetrics, read_metrics};
 use fashion_mixer_train::training::load_config;
 
@@ -119,16 +118,11 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The record at `path` loads into the run's model.
+/// The record at `path` (a checkpoint or `model.bpk`) loads into the run's model.
 fn assert_record_loads(run: &RunDir, path: &Path) {
     let config = load_config(run).unwrap();
-    let record = ModuleRecord::load(path).unwrap();
-    config
-        .model
-        .init(&Device::flex())
-        .unwrap()
-        .try_load_record(record)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = config.model.init(&Device::flex()).unwrap();
+    load_record(model, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// Epochs of about a second or two here: long enough to stop the run inside one.

@@ -227,4 +227,9 @@ fn pretrained_model_reproduces_its_stated_test_accuracy() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(readme.contains(&percent), "README does not state {percent}");
     assert!(text(&out.stdout).contains(&format!("test: accuracy {percent}")));
+    // The mirrored test set is scored too, and it is not the same figure.
+    let mirrored = got["test_mirrored"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&mirrored), "{got}");
+    assert_ne!(got["test_mirrored"]["confusion"], got["test"]["confusion"]);
+    assert!(text(&out.stdout).contains("test, mirrored left-right: accuracy"));
 }

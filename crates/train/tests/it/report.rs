@@ -6,7 +6,8 @@ use fashion_mixer_data::synthetic;
 use fashion_mixer_model::ModelConfig;
 use fashion_mixer_train::artifacts::write_atomic;
 use fashion_mixer_train::metrics::METRICS_HEADER;
-use fashion_mixer_train::report::{CHART_SIZE, CONFUSION_SIZE, report_run};
+use fashion_mixer_train::plot::{CHART_SIZE, CONFUSION_SIZE};
+use fashion_mixer_train::training::report_run;
 use fashion_mixer_train::training::{load_splits, save_config};
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
@@ -61,7 +62,7 @@ fn report_from_metrics_and_record() {
     synthetic::write_idx_dir(&data_dir, 64, 40).unwrap();
     let (run, config) = run_with_history(tmp.path(), true);
     let splits = load_splits(&data_dir, &config).unwrap();
-    let files = report_run(&run, Some((&splits.0, &splits.1))).unwrap();
+    let files = report_run(&run, |_| Ok(Some(splits))).unwrap();
 
     assert_eq!(files.pictures.len(), 3);
     assert_png(&run.root().join("loss.png"), CHART_SIZE);
@@ -100,7 +101,7 @@ fn report_from_metrics_and_record() {
     }
 
     // Run again: eval.json is current, so no data is needed.
-    let again = report_run(&run, None).unwrap();
+    let again = report_run(&run, |_| Ok(None)).unwrap();
     assert_eq!(again.pictures.len(), 3);
 }
 
@@ -109,7 +110,7 @@ fn report_without_record_has_curves_but_no_confusion() {
     let _rng = super::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let (run, _) = run_with_history(tmp.path(), false);
-    let files = report_run(&run, None).unwrap();
+    let files = report_run(&run, |_| Ok(None)).unwrap();
     assert_eq!(files.pictures.len(), 2);
     assert_png(&run.root().join("loss.png"), CHART_SIZE);
     assert!(!run.root().join("confusion.png").exists());

@@ -1,5 +1,6 @@
-//! The Learner's view of the model: one training step and one inference step per batch.
-//! Only built with the `train` feature, so inference needs neither burn-train nor autodiff.
+//! The Learner's view of the model: [`Trainee`], the model with its training loss (label
+//! smoothing), and its training and inference steps. The model crate holds only the model, so
+//! inference needs neither burn-train nor autodiff.
 //!
 //! On the CPU backends a training step is split across the cores: each core takes an equal
 //! share of the batch through its own forward and backward pass (one autodiff graph per share,
@@ -7,14 +8,36 @@
 //! gradients are summed. Each share's loss is weighted by its share of the batch, so the sum is
 //! the gradient of the whole batch's mean loss: the same maths as one pass over the batch.
 
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use fashion_mixer_data::FashionMnistBatch;
+use fashion_mixer_model::shares;
 
-use crate::{Model, shares};
+pub use crate::trainee::Trainee;
 
-impl Model {
+impl Trainee {
+    /// Logits, targets and the cross-entropy loss, as the Learner's metrics expect them; with
+    /// `smoothing`, the targets are smoothed by that amount.
+    pub fn forward_classification(
+        &self,
+        images: Tensor<3>,
+        targets: Tensor<1, Int>,
+        smoothing: f32,
+    ) -> ClassificationOutput {
+        let output = self.model.forward(images);
+        let loss = CrossEntropyLossConfig::new()
+            .with_smoothing((smoothing > 0.0).then_some(smoothing))
+            .init(&output.device())
+            .forward(output.clone(), targets.clone());
+        ClassificationOutput {
+            loss,
+            output,
+            targets,
+        }
+    }
+
     /// The training step on `images` split into `shares` parts, one per pool.
     fn sharded_step(
         &self,
@@ -38,7 +61,7 @@ impl Model {
             item.output = item.output.detach();
             (grads, item)
         });
-        let mut accumulator = GradientsAccumulator::<Model>::new();
+        let mut accumulator = GradientsAccumulator::<Trainee>::new();
         let (mut losses, mut outputs, mut targets) = (Vec::new(), Vec::new(), Vec::new());
         for (grads, item) in results {
             accumulator.accumulate(self, grads);
@@ -61,12 +84,24 @@ impl Model {
     }
 }
 
-impl TrainStep for Model {
+/// Whether `device` is a CPU backend with autodiff (the batch then splits over the cores).
+#[allow(deprecated)] // Device::ndarray: the backend stays a choice while Burn ships it.
+fn on_cpu(device: &Device) -> bool {
+    [Device::flex(), Device::ndarray()]
+        .into_iter()
+        .any(|cpu| cpu.autodiff() == *device)
+}
+
+impl TrainStep for Trainee {
     type Input = FashionMnistBatch;
     type Output = ClassificationOutput;
 
     fn step(&self, batch: FashionMnistBatch) -> TrainOutput<ClassificationOutput> {
-        let count = shares::count(&batch.images.device(), true, batch.images.dims()[0]);
+        let count = if on_cpu(&batch.images.device()) {
+            shares::count(batch.images.dims()[0])
+        } else {
+            1
+        };
         if count > 1 {
             return self.sharded_step(batch.images, batch.targets, count);
         }
@@ -75,7 +110,7 @@ impl TrainStep for Model {
     }
 }
 
-impl InferenceStep for Model {
+impl InferenceStep for Trainee {
     type Input = FashionMnistBatch;
     type Output = ClassificationOutput;
 
@@ -89,7 +124,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
-    use crate::{Backend, ModelConfig};
+    use fashion_mixer_model::{Backend, ModelConfig};
 
     /// The batch split into shares (3: more than this machine may have cores, so pools are
     /// shared too) gives the same loss, logits and every parameter's gradient as one pass over
@@ -107,7 +142,7 @@ mod tests {
                 .with_channel_hidden(24)
                 .with_residual(true)
                 .with_layer_norm(true);
-            let model = config.init(&device).unwrap().with_label_smoothing(0.1);
+            let model = Trainee::new(config.init(&device).unwrap(), 0.1);
             let images = Tensor::<3>::random([50, 28, 28], Distribution::Normal(0.0, 1.0), &device);
             let targets = Tensor::<1, Int>::from_data(
                 TensorData::from(
@@ -124,26 +159,30 @@ mod tests {
             };
             let split = model.sharded_step(images, targets, 3);
             let grad = |out: &TrainOutput<ClassificationOutput>, i: usize| {
-                let block = &model.blocks[i % 2];
+                let block = &model.model.blocks[i % 2];
                 [
-                    out.grads.get::<2>(model.stem.linear.weight.id),
+                    out.grads.get::<2>(model.model.stem.linear.weight.id),
                     out.grads.get::<2>(block.w1.weight.id),
                     out.grads.get::<2>(block.w4.weight.id),
-                    out.grads.get::<2>(model.head.weight.id),
+                    out.grads.get::<2>(model.model.head.weight.id),
                 ]
                 .map(|g| g.expect("every parameter has a gradient").into_data())
             };
             let (a, b) = (grad(&whole, 0), grad(&split, 0));
             for (i, (a, b)) in a.iter().zip(&b).enumerate() {
-                crate::testing::assert_close(a, b, &format!("{backend} gradient {i}"));
+                fashion_mixer_model::testing::assert_close(
+                    a,
+                    b,
+                    &format!("{backend} gradient {i}"),
+                );
             }
             assert_eq!(whole.grads.len(), split.grads.len());
-            crate::testing::assert_close(
+            fashion_mixer_model::testing::assert_close(
                 &whole.item.loss.into_data(),
                 &split.item.loss.into_data(),
                 "loss",
             );
-            crate::testing::assert_close(
+            fashion_mixer_model::testing::assert_close(
                 &whole.item.output.into_data(),
                 &split.item.output.into_data(),
                 "logits",

@@ -1,0 +1,51 @@
+//! Flags that override fields of a configuration: each flag is named after its field, and the
+//! flags given, serialised, are JSON laid over the configuration (the same merge `--config`
+//! uses, which refuses a name that is not a field). One list of flags, no per-field code.
+
+use anyhow::{Context, Result};
+use fashion_mixer_train::TrainingConfig;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The flags in `flags` that were given: `None` where none was.
+pub fn given(flags: &impl Serialize) -> Option<Value> {
+    let mut value = serde_json::to_value(flags).expect("flags serialise");
+    prune(&mut value);
+    (!value.is_null()).then_some(value)
+}
+
+/// `config` with the flags given in `flags` over it.
+pub fn overlay(config: &TrainingConfig, flags: &impl Serialize) -> Result<TrainingConfig> {
+    match given(flags) {
+        Some(json) => config
+            .merged_with_json(&json.to_string())
+            .map_err(anyhow::Error::msg)
+            .context("the command-line flags"),
+        None => Ok(config.clone()),
+    }
+}
+
+/// Removes the flags left out (`null`) and objects left empty; an empty object becomes `null`.
+fn prune(value: &mut Value) {
+    if let Value::Object(map) = value {
+        map.values_mut().for_each(prune);
+        map.retain(|_, v| !v.is_null());
+        if map.is_empty() {
+            *value = Value::Null;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_given_flags_count() {
+        let flags = serde_json::json!({"epochs": 3, "lr": null, "model": {"dim": null}});
+        assert_eq!(given(&flags), Some(serde_json::json!({"epochs": 3})));
+        assert_eq!(given(&serde_json::json!({"model": {"dim": null}})), None);
+        let config = overlay(&TrainingConfig::new(), &flags).unwrap();
+        assert_eq!(config, TrainingConfig::new().with_epochs(3));
+    }
+}
