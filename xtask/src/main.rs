@@ -26,6 +26,7 @@ mod infer;
 mod interop;
 mod model;
 mod report;
+mod serve;
 mod sweep;
 mod train;
 
@@ -73,6 +74,10 @@ enum Command {
     Export(interop::ExportArgs),
     /// Make a run folder from a safetensors file (from `export`, or from PyTorch).
     Import(interop::ImportArgs),
+    /// Serve the model: a web page and a JSON API (loopback only unless --public).
+    Serve(serve::ServeArgs),
+    /// Time the server: requests/s and latency at 1, 8 and 32 clients, single and batched.
+    BenchServe(serve::BenchServeArgs),
 }
 
 /// Burn's fallback device for what it creates without one is the CPU (flex), not the first GPU
@@ -101,6 +106,8 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer::run(&args),
         Command::Export(args) => interop::run_export(&args),
         Command::Import(args) => interop::run_import(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::BenchServe(args) => serve::bench(&args),
         Command::Report(args) => report::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -6,4 +6,5 @@ mod common;
 mod interop;
 mod interrupt;
 mod presets;
+mod serve_cli;
 mod train_cli;
