@@ -165,11 +165,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     } else {
         args.config()?
     };
-    let run = RunDir::new(
-        args.artifacts
-            .clone()
-            .unwrap_or_else(|| project_root().join("artifacts").join(utc_timestamp())),
-    );
+    let run = RunDir::new(args.artifacts.clone().unwrap_or_else(|| {
+        project_root()
+            .join("artifacts")
+            .join(fashion_mixer_train::artifacts::utc_timestamp())
+    }));
     let options = TrainOptions {
         run: run.clone(),
         data_dir: args.data.locate()?,
@@ -211,29 +211,4 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     println!("artifacts: {}", run.root().display());
     Ok(())
-}
-
-/// `2026-11-26T19-20-05`: the default run name (UTC, sortable, no characters paths dislike).
-fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

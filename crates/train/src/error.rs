@@ -115,7 +115,10 @@ pub enum TrainError {
         /// Items in the test set.
         len: usize,
     },
-    /// Training stopped on an error inside the Learner.
+    /// Ctrl-C (SIGINT, SIGTERM) could not be caught, so an interruption could not be clean.
+    #[error("cannot install the Ctrl-C handler: {0}")]
+    Signals(std::io::Error),
+    /// Training stopped on an error inside the Learner (burn-train reports it as text).
     #[error("training failed: {0}")]
     Training(String),
 }

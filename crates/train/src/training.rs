@@ -199,8 +199,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         training = training.checkpoint(epoch);
     }
 
-    let signals = StopOnSignals::install(interrupter, options.tui)
-        .map_err(|e| TrainError::Training(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let signals = StopOnSignals::install(interrupter, options.tui).map_err(TrainError::Signals)?;
     let result = training.launch(Learner::new(model, config.optimizer(), scheduler));
     drop(signals);
     ledger.flush();
