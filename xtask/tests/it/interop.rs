@@ -289,3 +289,73 @@ fn train_init_from_starts_at_the_given_weights() {
         }
     }
 }
+
+/// Every model option (overlapping patches, LayerNorm, residuals, GELU) through export, the
+/// numpy forward pass and `infer --json`: a small model trained one epoch on generated data.
+#[test]
+fn numpy_reference_follows_every_option() {
+    let Some(python) = std::env::var_os("FASHION_MIXER_PYTHON") else {
+        fashion_mixer_data::testing::skip(
+            "$FASHION_MIXER_PYTHON names no Python with numpy and safetensors \
+             (python3 -m venv v && v/bin/pip install -r python/requirements.txt)",
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fashion_mixer_data::synthetic::write_idx_dir(&data, 256, 64).unwrap();
+    let run = tmp.path().join("run");
+    let out = xtask(&[
+        "train",
+        "--no-tui",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--patch-size",
+        "7",
+        "--patch-stride",
+        "3",
+        "--dim",
+        "16",
+        "--token-hidden",
+        "8",
+        "--channel-hidden",
+        "24",
+        "--depth",
+        "2",
+        "--layer-norm",
+        "--residual",
+        "--activation",
+        "gelu",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = tmp.path().join("options.safetensors");
+    let out = xtask(&[
+        "export",
+        "--artifacts",
+        run.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = infer(&run, &data, 64);
+    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let infer_out = tmp.path().join("infer.jsonl");
+    std::fs::write(&infer_out, jsonl).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(root().join("python/reference_forward.py"))
+        .arg(&file)
+        .args(["--data", data.to_str().unwrap(), "--count", "64"])
+        .arg("--compare")
+        .arg(&infer_out)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("same class 64/64"), "{stdout}");
+}
