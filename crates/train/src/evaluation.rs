@@ -31,6 +31,10 @@ pub struct Evaluation {
     /// The record evaluated, relative to the run's folder (`model.bpk`, or a checkpoint of an
     /// unfinished run), so the file stays the same wherever the folder is.
     pub record: String,
+    /// The MD5 of the record's bytes, so `eval.json` is known to describe the record it sits
+    /// beside wherever the folder is copied or checked out (file times are not kept by git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_md5: Option<String>,
     /// The backend that ran it.
     pub backend: String,
     /// On the training split.
@@ -41,6 +45,13 @@ pub struct Evaluation {
     /// facing the other way. Absent from `eval.json` files written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_mirrored: Option<SplitScore>,
+}
+
+/// The MD5 of the file at `path`, in hex; `None` when it cannot be read.
+pub fn file_md5(path: &std::path::Path) -> Option<String> {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(std::fs::read(path).ok()?);
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Scores `model` on every item of `dataset`, `batch_size` items at a time.
@@ -99,6 +110,7 @@ pub fn evaluate(
     let batch_size = loaded.config.batch_size;
     let evaluation = Evaluation {
         record: run.relative(&loaded.record),
+        record_md5: file_md5(&loaded.record),
         backend: loaded.backend.to_string(),
         train: score(loaded, train, batch_size),
         test: score(loaded, test, batch_size),

@@ -258,15 +258,22 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     })
 }
 
-/// `eval.json` when it was written after the record it scores (so it still describes it).
+/// `eval.json` when it still describes the run's record: the same record, by its MD5 (or, for
+/// files written before the MD5 was kept, written after the record).
 pub fn current_evaluation(run: &RunDir) -> Option<Evaluation> {
     let record = record_path(run).ok()?;
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&run.eval())? < modified(&record)? {
+    let eval: Evaluation = serde_json::from_slice(&std::fs::read(run.eval()).ok()?).ok()?;
+    if eval.record != run.relative(&record) {
         return None;
     }
-    let eval: Evaluation = serde_json::from_slice(&std::fs::read(run.eval()).ok()?).ok()?;
-    (eval.record == run.relative(&record)).then_some(eval)
+    match &eval.record_md5 {
+        Some(md5) => (crate::evaluation::file_md5(&record).as_ref() == Some(md5)).then_some(eval),
+        None => {
+            let modified =
+                |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            (modified(&run.eval())? >= modified(&record)?).then_some(eval)
+        }
+    }
 }
 
 /// The train and test splits, when a report needs them and has them.

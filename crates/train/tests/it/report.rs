@@ -117,3 +117,34 @@ fn report_without_record_has_curves_but_no_confusion() {
     let md = std::fs::read_to_string(&files.report).unwrap();
     assert!(md.contains("No model record could be evaluated"), "{md}");
 }
+
+/// A fresh checkout keeps no file times: the shipped `eval.json` counts as current when it
+/// names the record by the MD5 of its bytes, whatever the times say, and not once the record
+/// changes.
+#[test]
+fn eval_json_is_matched_to_its_record_by_content() {
+    use fashion_mixer_train::training::current_evaluation;
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/pretrained");
+    let tmp = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.bpk", "eval.json"] {
+        std::fs::copy(shipped.join(file), tmp.path().join(file)).unwrap();
+    }
+    let run = RunDir::new(tmp.path());
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(run.eval())
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let eval = current_evaluation(&run).expect("the shipped eval.json describes model.bpk");
+    assert!(eval.record_md5.is_some());
+    let mut bytes = std::fs::read(run.model()).unwrap();
+    bytes.push(0);
+    std::fs::write(run.model(), bytes).unwrap();
+    assert!(
+        current_evaluation(&run).is_none(),
+        "a changed record is not the one scored"
+    );
+}
