@@ -126,6 +126,48 @@ fn import_of_an_export_predicts_the_same() {
 /// A tensor of a safetensors file: name, shape, f32 bytes.
 type Entry = (String, Vec<usize>, Vec<u8>);
 
+/// `$FASHION_MIXER_PYTHON`, a Python with numpy and safetensors; `None` after
+/// [`skip`](fashion_mixer_data::testing::skip) when it is not set.
+fn python() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("FASHION_MIXER_PYTHON");
+    if python.is_none() {
+        fashion_mixer_data::testing::skip(
+            "$FASHION_MIXER_PYTHON names no Python with numpy and safetensors \
+             (python3 -m venv v && v/bin/pip install -r python/requirements.txt)",
+        );
+    }
+    python
+}
+
+/// `python/reference_forward.py` on `file` (exported from `run`) gives the logits of
+/// `infer --json` on the first `count` test items of `data`, within 1e-4, and the same classes.
+fn numpy_agrees(python: &std::ffi::OsStr, run: &Path, file: &Path, data: &Path, count: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = infer(run, data, count);
+    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let infer_out = tmp.path().join("infer.jsonl");
+    std::fs::write(&infer_out, jsonl).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(root().join("python/reference_forward.py"))
+        .arg(file)
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--count",
+            &count.to_string(),
+        ])
+        .arg("--compare")
+        .arg(&infer_out)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("same class {count}/{count}")),
+        "{stdout}"
+    );
+}
+
 /// Writes the tensors of `source` into `dest`, changed by `edit`.
 fn rewrite(source: &Path, dest: &Path, edit: impl FnOnce(&mut Vec<Entry>)) {
     let bytes = std::fs::read(source).unwrap();
@@ -214,30 +256,18 @@ fn numpy_reference_gets_the_same_logits() {
     let Some(data) = fashion_mixer_data::testing::real_data_dir() else {
         return;
     };
-    let Some(python) = std::env::var_os("FASHION_MIXER_PYTHON") else {
-        fashion_mixer_data::testing::skip(
-            "$FASHION_MIXER_PYTHON names no Python with numpy and safetensors \
-             (python3 -m venv v && v/bin/pip install -r python/requirements.txt)",
-        );
+    let Some(python) = python() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let file = export_pretrained(tmp.path());
-    let lines = infer(&root().join("artifacts/pretrained"), &data, 200);
-    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let infer_out = tmp.path().join("infer.jsonl");
-    std::fs::write(&infer_out, jsonl).unwrap();
-    let out = std::process::Command::new(python)
-        .arg(root().join("python/reference_forward.py"))
-        .arg(&file)
-        .args(["--data", data.to_str().unwrap(), "--count", "200"])
-        .arg("--compare")
-        .arg(&infer_out)
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("same class 200/200"), "{stdout}");
+    numpy_agrees(
+        &python,
+        &root().join("artifacts/pretrained"),
+        &file,
+        &data,
+        200,
+    );
 }
 
 /// `train --init-from FILE.safetensors` starts from those weights: with a learning rate too
@@ -294,11 +324,7 @@ fn train_init_from_starts_at_the_given_weights() {
 /// numpy forward pass and `infer --json`: a small model trained one epoch on generated data.
 #[test]
 fn numpy_reference_follows_every_option() {
-    let Some(python) = std::env::var_os("FASHION_MIXER_PYTHON") else {
-        fashion_mixer_data::testing::skip(
-            "$FASHION_MIXER_PYTHON names no Python with numpy and safetensors \
-             (python3 -m venv v && v/bin/pip install -r python/requirements.txt)",
-        );
+    let Some(python) = python() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -343,19 +369,5 @@ fn numpy_reference_follows_every_option() {
         file.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines = infer(&run, &data, 64);
-    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let infer_out = tmp.path().join("infer.jsonl");
-    std::fs::write(&infer_out, jsonl).unwrap();
-    let out = std::process::Command::new(python)
-        .arg(root().join("python/reference_forward.py"))
-        .arg(&file)
-        .args(["--data", data.to_str().unwrap(), "--count", "64"])
-        .arg("--compare")
-        .arg(&infer_out)
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("same class 64/64"), "{stdout}");
+    numpy_agrees(&python, &run, &file, &data, 64);
 }
