@@ -1,5 +1,6 @@
 //! The backends a run can choose from the command line.
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 use burn::prelude::Device;
 use burn::tensor::DeviceKind;
 use burn::tensor::wgpu::WgpuBackend;
+use cubecl_runtime::config::cache::CacheConfig;
+use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
 
 /// How long the GPU adapter may take to come up before [`Backend::device`] gives up.
 pub const WGPU_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,12 +50,38 @@ fn wgpu_api() -> (WgpuBackend, &'static str) {
     }
 }
 
+/// Where CubeCL keeps wgpu's compiled kernels and tuning results when `target` is the build
+/// directory (`CARGO_TARGET_DIR`): beside the build, in `<target>/environment/`. `None` where
+/// that is not for this project to decide: no build directory given, a relative one (relative
+/// to where cargo ran, which this process cannot know), or a CubeCL configuration file that
+/// names its own place.
+fn kernel_cache_dir(target: Option<&Path>, configured: &CacheConfig) -> Option<PathBuf> {
+    let target = target.filter(|t| t.is_absolute())?;
+    matches!(configured, CacheConfig::Target).then(|| target.join("environment"))
+}
+
+/// CubeCL's own default puts its cache in `target/environment/` under the outermost
+/// `Cargo.toml` above the working directory, whatever `CARGO_TARGET_DIR` says: every fresh
+/// clone sharing one build directory then compiles and tunes every kernel again (minutes on
+/// lavapipe). With an absolute `CARGO_TARGET_DIR`, the cache goes beside the build instead.
+/// Must run before CubeCL first reads its configuration; later, it changes nothing.
+fn place_kernel_cache() {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    if let Some(dir) = kernel_cache_dir(target.as_deref(), &config.environment.path) {
+        config.environment.path = CacheConfig::Directory(dir);
+        // `false`: CubeCL already chose; its choice stands.
+        let _ = CubeClRuntimeConfig::try_set(config);
+    }
+}
+
 /// Starts wgpu once per process, on a helper thread, so that a driver that never answers
 /// costs [`WGPU_START_TIMEOUT`] and an error rather than a hang.
 fn wgpu_device() -> Result<Device, DeviceError> {
     static DEVICE: OnceLock<Result<Device, DeviceError>> = OnceLock::new();
     DEVICE
         .get_or_init(|| {
+            place_kernel_cache();
             let (api, name) = wgpu_api();
             let (tx, rx) = mpsc::channel();
             std::thread::Builder::new()
@@ -133,5 +162,27 @@ impl std::str::FromStr for Backend {
             .into_iter()
             .find(|b| b.name() == s)
             .ok_or_else(|| format!("unknown backend '{s}' (expected flex, ndarray or wgpu)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_cache_follows_an_absolute_build_directory() {
+        let target = Path::new("/builds/fashion-mixer");
+        assert_eq!(
+            kernel_cache_dir(Some(target), &CacheConfig::Target),
+            Some(target.join("environment"))
+        );
+        // Nothing to follow, or nowhere this process can resolve: CubeCL's default stands.
+        assert_eq!(kernel_cache_dir(None, &CacheConfig::Target), None);
+        assert_eq!(
+            kernel_cache_dir(Some(Path::new("relative/target")), &CacheConfig::Target),
+            None
+        );
+        // A place a CubeCL configuration file chose stands too.
+        assert_eq!(kernel_cache_dir(Some(target), &CacheConfig::Global), None);
     }
 }
