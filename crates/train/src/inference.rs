@@ -122,8 +122,7 @@ impl LoadedModel {
     /// [`Self::predict`] for outside pictures: each image and its left-right mirror, the two
     /// probabilities (and logits) averaged. A photo's garment may face either way, while the
     /// data set's shoes all point left: a model trained without flips (as `coursework` is)
-    /// would otherwise misread a boot that points right, and one trained with them (`best`)
-    /// gains a little from seeing both.
+    /// would otherwise misread a boot that points right.
     pub fn predict_either_way(&self, images: &[[u8; IMAGE_PIXELS]]) -> Vec<Prediction> {
         let mirrored: Vec<_> = images
             .iter()
