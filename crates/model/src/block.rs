@@ -1,7 +1,7 @@
 //! One backbone block: an MLP across patches (token mixing), then one across features
 //! (channel mixing).
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
@@ -60,7 +60,7 @@ impl MixerBlockConfig {
         let (patches, dim) = (self.patches, self.dim);
         let norm = || {
             self.layer_norm
-                .then(|| LayerNormConfig::new(dim).init(device))
+                .then(|| crate::norm::config(dim).init(device))
         };
         MixerBlock {
             w1: LinearConfig::new(patches, self.token_hidden).init(device),
@@ -124,7 +124,7 @@ impl MixerBlock {
     /// The input of a half: normalised over features when `norm` is on.
     fn normed(norm: &Option<LayerNorm>, x: Tensor<3>) -> Tensor<3> {
         match norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => crate::norm::layer_norm(norm, x),
             None => x,
         }
     }

@@ -8,6 +8,7 @@ mod backend;
 mod block;
 pub mod fpu;
 mod model;
+pub mod norm;
 pub mod shares;
 mod stem;
 

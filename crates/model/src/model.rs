@@ -1,6 +1,6 @@
 //! The whole classifier and its configuration.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use fashion_mixer_data::IMAGE_SIDE;
 
@@ -155,7 +155,7 @@ impl ModelConfig {
             blocks: (0..self.depth).map(|_| block.init(device)).collect(),
             norm: self
                 .layer_norm
-                .then(|| LayerNormConfig::new(self.dim).init(device)),
+                .then(|| crate::norm::config(self.dim).init(device)),
             head: LinearConfig::new(self.dim, self.num_classes).init(device),
         })
     }
@@ -231,7 +231,7 @@ impl Model {
     /// The final LayerNorm, when the model has one (over the last dim, so for either layout).
     fn normed(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => crate::norm::layer_norm(norm, x),
             None => x,
         }
     }

@@ -16,8 +16,10 @@ pub struct Trainee {
 }
 
 impl Trainee {
-    /// `model`, trained with label smoothing `alpha` (0 = none).
+    /// `model`, trained with label smoothing `alpha` (0 = none). Its LayerNorms record one
+    /// autodiff operation each on flex ([`crate::layer_norm`]).
     pub fn new(model: Model, label_smoothing: f32) -> Self {
+        crate::layer_norm::install();
         Self {
             model,
             label_smoothing,
