@@ -5,6 +5,8 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
+use crate::bias_relu::bias_relu;
+
 /// The hidden layers' non-linearity g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,9 +117,25 @@ impl MixerBlock {
     /// g, then dropout (when on and training): the hidden layer of either MLP.
     fn hidden<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
         let h = if self.gelu { gelu(h) } else { relu(h) };
+        self.dropped(h)
+    }
+
+    /// `h` with dropout applied (when on and training).
+    fn dropped<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
         match &self.dropout {
             Some(dropout) => dropout.forward(h),
             None => h,
+        }
+    }
+
+    /// The hidden layer of either MLP from its product without the bias: g(h + bias), then
+    /// dropout. `bias` is `[rows, 1]` or `[1, columns]`; with g = ReLU, bias and g are one
+    /// operation ([`bias_relu`]).
+    fn biased_hidden(&self, h: Tensor<2>, bias: Option<Tensor<2>>) -> Tensor<2> {
+        match bias {
+            Some(bias) if !self.gelu => self.dropped(bias_relu(h, bias)),
+            Some(bias) => self.hidden(h + bias),
+            None => self.hidden(h),
         }
     }
 
@@ -151,19 +169,28 @@ impl MixerBlock {
     ///   `patches * batch` rows.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [patches, batch, dim] = x.dims();
-        let token_hidden = self.w1.weight.dims()[1];
+        let [token_hidden, channel_hidden] = [self.w1.weight.dims()[1], self.w3.weight.dims()[1]];
         let y = Self::normed(&self.norm1, x.clone()).reshape([patches, batch * dim]);
-        let mut h = self.w1.weight.val().transpose().matmul(y); // W1^T X: [token_hidden, batch*dim]
-        if let Some(b1) = &self.w1.bias {
-            h = h + b1.val().reshape([token_hidden, 1]);
-        }
-        let mut o1 = self.w2.weight.val().transpose().matmul(self.hidden(h)); // [patches, batch*dim]
+        let h = self.w1.weight.val().transpose().matmul(y); // W1^T X: [token_hidden, batch*dim]
+        let b1 = self
+            .w1
+            .bias
+            .as_ref()
+            .map(|b| b.val().reshape([token_hidden, 1]));
+        let h = self.biased_hidden(h, b1);
+        let mut o1 = self.w2.weight.val().transpose().matmul(h); // [patches, batch*dim]
         if let Some(b2) = &self.w2.bias {
             o1 = o1 + b2.val().reshape([patches, 1]);
         }
         let o1 = self.join(x, o1.reshape([patches, batch, dim]));
         let rows = Self::normed(&self.norm2, o1.clone()).reshape([patches * batch, dim]);
-        let o2 = self.w4.forward(self.hidden(self.w3.forward(rows))); // [patches*batch, dim]
+        let h = rows.matmul(self.w3.weight.val()); // O1 W3: [patches*batch, channel_hidden]
+        let b3 = self
+            .w3
+            .bias
+            .as_ref()
+            .map(|b| b.val().reshape([1, channel_hidden]));
+        let o2 = self.w4.forward(self.biased_hidden(h, b3)); // [patches*batch, dim]
         self.join(o1, o2.reshape([patches, batch, dim]))
     }
 

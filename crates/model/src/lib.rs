@@ -5,8 +5,11 @@
 //! and [`Backend`] picks it from the command line.
 
 mod backend;
+pub mod bias_relu;
 mod block;
 pub mod fpu;
+pub mod kernels;
+mod lanes;
 mod model;
 pub mod norm;
 pub mod shares;

@@ -2,15 +2,14 @@
 //!
 //! [`layer_norm`] is what the model calls. Inference uses Burn's `LayerNorm` (one fused
 //! operation on flex). While training, Burn's autodiff records LayerNorm as nine operations
-//! forward and nine backward, each a pass over the activations; a crate with autodiff (the
-//! model crate has none) can install a [`TrainingNorm`] that records it as one operation, with
-//! [`rows_forward`] and [`rows_backward`] as its two passes. Same maths either way: the tests
-//! compare values and gradients with Burn's `LayerNorm`.
-
-use std::sync::OnceLock;
+//! forward and nine backward, each a pass over the activations; an installed kernel
+//! ([`crate::kernels`]) records it as one operation, with [`rows_forward`] and
+//! [`rows_backward`] as its two passes.
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+
+use crate::lanes::{dot, sum};
 
 /// The variance's epsilon of every LayerNorm in the model (Burn's and PyTorch's default).
 pub const EPSILON: f64 = 1e-5;
@@ -20,53 +19,13 @@ pub fn config(dim: usize) -> LayerNormConfig {
     LayerNormConfig::new(dim).with_epsilon(EPSILON)
 }
 
-/// A LayerNorm for tensors that record gradients: the normalised tensor, or `None` when the
-/// kernel does not apply to it (another backend, no autodiff, another dtype).
-pub type TrainingNorm = fn(&LayerNorm, &Tensor<3>) -> Option<Tensor<3>>;
-
-static TRAINING_NORM: OnceLock<TrainingNorm> = OnceLock::new();
-
-/// Installs the training kernel for the whole process (the first one installed stays).
-pub fn install_training_norm(kernel: TrainingNorm) {
-    let _ = TRAINING_NORM.set(kernel);
-}
-
-/// `norm` applied to `x` over its last dimension: through the installed training kernel where
-/// it applies, through Burn's `LayerNorm` otherwise.
+/// `norm` applied to `x` over its last dimension: through the installed training kernel
+/// ([`crate::kernels`]) where it applies, through Burn's `LayerNorm` otherwise.
 pub fn layer_norm(norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
-    match TRAINING_NORM.get().and_then(|kernel| kernel(norm, &x)) {
+    match crate::kernels::installed().and_then(|k| (k.layer_norm)(norm, &x)) {
         Some(y) => y,
         None => norm.forward(x),
     }
-}
-
-/// The sum of `v`, in 16 lanes (so the compiler vectorises it) added up at the end.
-fn sum(v: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = v.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (lane, value) in lanes.iter_mut().zip(chunk) {
-            *lane += value;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// The sum of `a[i] * b[i]`, in lanes as [`sum`].
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = (a_chunks.remainder().iter())
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (ca, cb) in a_chunks.zip(b_chunks) {
-        for ((lane, x), y) in lanes.iter_mut().zip(ca).zip(cb) {
-            *lane += x * y;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// LayerNorm forward over the rows of `x` (each `gamma.len()` long): `y = x_hat * gamma + beta`

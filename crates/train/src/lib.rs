@@ -11,7 +11,7 @@ mod error;
 pub mod evaluation;
 pub mod inference;
 pub mod interop;
-pub mod layer_norm;
+pub mod kernels;
 pub mod metrics;
 pub mod plot;
 pub mod progress;

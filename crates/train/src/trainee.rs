@@ -17,9 +17,9 @@ pub struct Trainee {
 
 impl Trainee {
     /// `model`, trained with label smoothing `alpha` (0 = none). Its LayerNorms record one
-    /// autodiff operation each on flex ([`crate::layer_norm`]).
+    /// autodiff operation each on flex, and so do its hidden layers' bias + ReLU ([`crate::kernels`]).
     pub fn new(model: Model, label_smoothing: f32) -> Self {
-        crate::layer_norm::install();
+        crate::kernels::install();
         Self {
             model,
             label_smoothing,

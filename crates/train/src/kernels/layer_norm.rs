@@ -2,49 +2,37 @@
 //!
 //! Burn's autodiff records `LayerNorm::forward` as the backend's decomposition: nine operations
 //! forward (mean, subtract, square, mean, add, square root, divide, scale, shift) and their
-//! nine backward, each a pass over the activations. [`install`] gives the model
-//! ([`fashion_mixer_model::norm`]) a kernel that records it as one operation instead: one pass
-//! over the rows forward and one backward ([`rows_forward`], [`rows_backward`]). It applies to
-//! `f32` tensors on flex with autodiff (and no gradient checkpointing); every other tensor goes
-//! through Burn's `LayerNorm`. The tests check values and gradients against Burn's.
+//! nine backward, each a pass over the activations. [`forward`] records it as one operation
+//! instead: one pass over the rows forward and one backward ([`rows_forward`],
+//! [`rows_backward`]). It applies to `f32` tensors on flex with autodiff (and no gradient
+//! checkpointing); every other tensor goes through Burn's `LayerNorm`. The tests check values
+//! and gradients against Burn's.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::backend::{Flex, TensorMetadata};
 use burn::nn::LayerNorm;
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
-use fashion_mixer_model::norm::{self, EPSILON, rows_backward, rows_forward};
+use fashion_mixer_model::norm::{EPSILON, rows_backward, rows_forward};
 
-/// Flex with autodiff, as the training device records it.
-type Ad = Autodiff<Flex, NoCheckpointing>;
-
-/// Makes the model's LayerNorms use [`forward`] while training (for the whole process).
-pub fn install() {
-    norm::install_training_norm(forward);
-}
+use super::{Ad, contiguous, is_flex_f32, slice, tensor};
 
 /// `norm` applied to `x` as one autodiff operation; `None` when `x` is not an `f32` flex tensor
 /// with autodiff, or the norm has no bias.
 pub fn forward(norm: &LayerNorm, x: &Tensor<3>) -> Option<Tensor<3>> {
     let beta = norm.beta.as_ref()?;
-    let parts = (
-        x.clone().try_into_primitive::<Ad>(),
-        norm.gamma.val().try_into_primitive::<Ad>(),
-        beta.val().try_into_primitive::<Ad>(),
-    );
-    let (Ok(input), Ok(gamma), Ok(beta)) = parts else {
-        return None;
-    };
-    let f32_only = [&input, &gamma, &beta]
-        .iter()
-        .all(|t| t.primitive().dtype() == DType::F32);
-    if !f32_only {
+    let gamma = norm.gamma.val();
+    let beta = beta.val();
+    if !(is_flex_f32(x) && is_flex_f32(&gamma) && is_flex_f32(&beta)) {
         return None;
     }
+    let checked = "an f32 flex tensor with autodiff (checked)";
+    let input = x.clone().try_into_primitive::<Ad>().expect(checked);
+    let gamma = gamma.try_into_primitive::<Ad>().expect(checked);
+    let beta = beta.try_into_primitive::<Ad>().expect(checked);
     let shape = x.shape();
     let (input, input_node) = input.into_parts();
     let (gamma, gamma_node) = gamma.into_parts();
@@ -129,26 +117,6 @@ impl Backward<Flex, 3> for NormBackward {
             grads.register::<Flex>(node.id, tensor(dbeta, [dim].into()));
         }
     }
-}
-
-/// `t` with its elements in order in memory.
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
-/// The elements of a contiguous `f32` tensor.
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor (checked by the caller)")
-}
-
-/// A flex tensor of `shape` holding `values`.
-fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 #[cfg(test)]
