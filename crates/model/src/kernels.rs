@@ -3,8 +3,8 @@
 //! Burn's autodiff records a LayerNorm, or a bias followed by ReLU, as several operations, each
 //! a pass over the activations forward and again backward. A crate with autodiff (the train
 //! crate) can install kernels that record each as one operation with its own backward pass;
-//! [`crate::norm::layer_norm`] and [`crate::bias_relu::bias_relu`] use them where they apply
-//! and Burn's operations everywhere else. Same maths either way: the tests compare values and
+//! the model's `norm::layer_norm` and `bias_relu::bias_relu` use them where they apply and
+//! Burn's operations everywhere else. Same maths either way: the tests compare values and
 //! gradients with Burn's.
 
 use std::sync::OnceLock;
