@@ -32,9 +32,15 @@ pub fn bias_relu(h: Tensor<2>, bias: Tensor<2>) -> Tensor<2> {
     result.unwrap_or_else(|(h, bias)| relu(h + bias))
 }
 
-/// ReLU as Burn's flex backend computes it: a NaN stays NaN.
+/// Whether ReLU keeps `v` (and the gradient there), as Burn's flex backend decides: positive
+/// or NaN (a NaN stays NaN).
+fn kept(v: f32) -> bool {
+    v.is_nan() || v > 0.0
+}
+
+/// ReLU as Burn's flex backend computes it.
 fn relu_value(v: f32) -> f32 {
-    if v.is_nan() || v > 0.0 { v } else { 0.0 }
+    if kept(v) { v } else { 0.0 }
 }
 
 /// In place over the rows of `h` (a row-major matrix): `h = max(0, h + b)`, with `b` along
@@ -65,7 +71,7 @@ pub fn forward_rows(h: &mut [f32], bias: &[f32], axis: BiasAxis) {
 /// `bias_grad`.
 pub fn backward_rows(out: &[f32], grad: &mut [f32], bias_grad: &mut [f32], axis: BiasAxis) {
     // A select, not a branch: the mask is as good as random, and the loops vectorise.
-    let masked = |o: f32, g: f32| if o.is_nan() || o > 0.0 { g } else { 0.0 };
+    let masked = |o: f32, g: f32| if kept(o) { g } else { 0.0 };
     match axis {
         BiasAxis::Rows => {
             let columns = out.len() / bias_grad.len();
