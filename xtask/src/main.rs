@@ -30,7 +30,7 @@ mod serve;
 mod sweep;
 mod train;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -123,9 +123,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root (where `datasets/` and `artifacts/` live).
+/// The workspace root (where `datasets/` and `artifacts/` live): the parent of xtask's folder,
+/// as `cargo xtask` names it when it starts this program (`CARGO_MANIFEST_DIR` at run time), or
+/// as compiled in. Checkouts that share a build directory can share this binary, and the path
+/// compiled in is then another checkout's.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.join("Cargo.toml").is_file() && dir.join("src/main.rs").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()

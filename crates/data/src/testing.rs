@@ -1,7 +1,7 @@
 //! For the project's tests that need what a fresh machine may lack (the real data set, a
 //! Vulkan device): outside CI they say so in one loud line and pass; under CI they fail.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::locate;
 
@@ -20,11 +20,27 @@ pub fn skip(missing: &str) {
     eprintln!("SKIPPED: {missing}");
 }
 
+/// The workspace root, for tests that read the repository's files. Found from the manifest
+/// directory cargo names when it runs the test (`CARGO_MANIFEST_DIR` at run time), not from the
+/// one compiled in: checkouts that share a build directory share test binaries, and a binary
+/// compiled in another checkout keeps that checkout's path, which may no longer exist.
+pub fn workspace_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(&start)
+        .to_path_buf()
+}
+
 /// The real Fashion-MNIST, found where `cargo xtask` looks (never downloaded); `None` after
 /// [`skip`] when it is not installed.
 pub fn real_data_dir() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    match locate::locate(&locate::search_dirs(None, &root)) {
+    match locate::locate(&locate::search_dirs(None, &workspace_root())) {
         Ok(dir) => Some(dir),
         Err(err) => {
             skip(&format!(

@@ -12,7 +12,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use super::common::{assert_user_error, xtask};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    fashion_mixer_data::testing::workspace_root()
 }
 
 fn text(bytes: &[u8]) -> String {

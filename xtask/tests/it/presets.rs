@@ -46,7 +46,7 @@ fn train(data: &Path, run: &Path, flags: &[&str]) -> std::process::Output {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    fashion_mixer_data::testing::workspace_root()
 }
 
 /// `train --preset best` trains (every option of the preset on: LayerNorm, residuals,

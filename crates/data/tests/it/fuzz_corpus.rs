@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use fashion_mixer_data::idx::{IdxFile, parse_file};
 use fashion_mixer_data::picture::decode_image;
+use fashion_mixer_data::testing::workspace_root;
 
 fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
+    let dir = workspace_root().join("fuzz/corpus").join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -33,8 +32,7 @@ fn idx_corpus() {
         }
     }
     assert!(parsed >= 4, "the valid seeds must parse ({parsed} did)");
-    let seed =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/idx/images-2"));
+    let seed = std::fs::read(workspace_root().join("fuzz/corpus/idx/images-2"));
     match parse_file(Path::new("x"), seed.unwrap()).unwrap() {
         IdxFile::Images(images) => assert_eq!(images.count, 2),
         other => panic!("{other:?}"),

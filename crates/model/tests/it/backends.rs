@@ -18,13 +18,17 @@ fn input(batch: usize) -> TensorData {
     TensorData::new(values, [batch, 28, 28])
 }
 
+const BATCH: usize = 256;
+
 fn logits(backend: Backend, record: burn::store::ModuleRecord) -> Vec<f32> {
     let device = backend.device().unwrap();
     let model = ModelConfig::new()
         .init(&device)
         .unwrap()
         .load_record(record);
-    let images = Tensor::<3>::from_data(input(4), &device);
+    // A batch of the default size: on a fresh machine, the kernels wgpu compiles and tunes here
+    // are the ones evaluation uses in the train and xtask crates' wgpu runs.
+    let images = Tensor::<3>::from_data(input(BATCH), &device);
     model
         .forward(images)
         .into_data()
@@ -41,7 +45,7 @@ fn flex_ndarray_and_wgpu_agree() {
         .unwrap()
         .into_record();
     let flex = logits(Backend::Flex, record.clone());
-    assert_eq!(flex.len(), 40);
+    assert_eq!(flex.len(), BATCH * 10);
     let mut backends = vec![Backend::Ndarray];
     match Backend::Wgpu.device() {
         Ok(_) => backends.push(Backend::Wgpu),

@@ -5,10 +5,12 @@ use std::process::Command;
 
 #[test]
 fn the_model_builds_without_training_crates() {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let manifest = fashion_mixer_data::testing::workspace_root().join("crates/model/Cargo.toml");
     let out = Command::new(env!("CARGO"))
         .args(["tree", "--offline", "--edges", "normal", "--prefix", "none"])
-        .args(["--manifest-path", manifest, "-p", "fashion-mixer-model"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["-p", "fashion-mixer-model"])
         .output()
         .unwrap();
     let tree = String::from_utf8_lossy(&out.stdout);

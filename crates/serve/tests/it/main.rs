@@ -11,7 +11,7 @@ use fashion_mixer_train::inference::load_model;
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    fashion_mixer_data::testing::workspace_root()
 }
 
 /// The shipped model served on 127.0.0.1 (a free port), with `threads` HTTP threads.

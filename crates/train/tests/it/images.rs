@@ -3,14 +3,14 @@
 //! garment filling the frame, and an overall brightness within the range of the data set's own
 //! images.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::data::dataset::Dataset;
 use fashion_mixer_data::{FashionMnistDataset, IMAGE_PIXELS, IMAGE_SIDE, Split};
 use fashion_mixer_train::inference::load_image;
 
 fn images_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images")
+    fashion_mixer_data::testing::workspace_root().join("crates/train/tests/images")
 }
 
 /// The test images and the class each shows, from `tests/images/labels.csv`.
@@ -32,7 +32,7 @@ fn mean(image: &[u8; IMAGE_PIXELS]) -> f64 {
 /// The 1st and 99th percentiles of the test images' mean pixel values, when the real data set
 /// is installed; otherwise bounds measured on it once (test split: 16.4 and 145.5).
 fn brightness_range() -> (f64, f64) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = fashion_mixer_data::testing::workspace_root();
     let dirs = fashion_mixer_data::locate::search_dirs(None, &root);
     let Ok(dir) = fashion_mixer_data::locate::locate(&dirs) else {
         eprintln!("real Fashion-MNIST not installed: using the recorded brightness range");

@@ -124,8 +124,7 @@ fn report_without_record_has_curves_but_no_confusion() {
 #[test]
 fn eval_json_is_matched_to_its_record_by_content() {
     use fashion_mixer_train::training::current_evaluation;
-    let shipped =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/pretrained");
+    let shipped = fashion_mixer_data::testing::workspace_root().join("artifacts/pretrained");
     let tmp = tempfile::tempdir().unwrap();
     for file in ["config.json", "model.bpk", "eval.json"] {
         std::fs::copy(shipped.join(file), tmp.path().join(file)).unwrap();

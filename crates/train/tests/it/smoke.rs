@@ -11,7 +11,7 @@ use fashion_mixer_train::metrics::METRICS_HEADER;
 use fashion_mixer_train::training::{TrainOptions, load_splits, train};
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
-fn smoke(backend: Backend, n_train: usize, n_test: usize) {
+fn smoke(backend: Backend, n_train: usize, n_test: usize, batch_size: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     synthetic::write_idx_dir(&data_dir, n_train, n_test).unwrap();
@@ -19,7 +19,7 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize) {
     let config = TrainingConfig::new()
         .with_backend(backend)
         .with_epochs(2)
-        .with_batch_size(32);
+        .with_batch_size(batch_size);
     let options = TrainOptions {
         run: run.clone(),
         data_dir: data_dir.clone(),
@@ -90,7 +90,7 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize) {
 #[test]
 fn flex_trains_two_epochs_and_reloads() {
     let _rng = super::flex_rng();
-    smoke(Backend::Flex, 400, 100);
+    smoke(Backend::Flex, 400, 100, 32);
 }
 
 #[test]
@@ -98,5 +98,7 @@ fn wgpu_trains_two_epochs_and_reloads() {
     if let Err(err) = Backend::Wgpu.device() {
         return fashion_mixer_data::testing::skip(&err.to_string());
     }
-    smoke(Backend::Wgpu, 300, 100);
+    // Full batches of the default size, as in `cargo xtask train --backend wgpu` (xtask's
+    // wgpu test): the kernels this run compiles and tunes on a fresh machine serve that one.
+    smoke(Backend::Wgpu, 512, 256, 256);
 }
