@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
 use crate::bias_relu::bias_relu;
+use crate::kernels::matmul;
 
 /// The hidden layers' non-linearity g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -171,26 +172,29 @@ impl MixerBlock {
         let [patches, batch, dim] = x.dims();
         let [token_hidden, channel_hidden] = [self.w1.weight.dims()[1], self.w3.weight.dims()[1]];
         let y = Self::normed(&self.norm1, x.clone()).reshape([patches, batch * dim]);
-        let h = self.w1.weight.val().transpose().matmul(y); // W1^T X: [token_hidden, batch*dim]
+        let h = matmul(self.w1.weight.val().transpose(), y); // W1^T X: [token_hidden, batch*dim]
         let b1 = self
             .w1
             .bias
             .as_ref()
             .map(|b| b.val().reshape([token_hidden, 1]));
         let h = self.biased_hidden(h, b1);
-        let mut o1 = self.w2.weight.val().transpose().matmul(h); // [patches, batch*dim]
+        let mut o1 = matmul(self.w2.weight.val().transpose(), h); // [patches, batch*dim]
         if let Some(b2) = &self.w2.bias {
             o1 = o1 + b2.val().reshape([patches, 1]);
         }
         let o1 = self.join(x, o1.reshape([patches, batch, dim]));
         let rows = Self::normed(&self.norm2, o1.clone()).reshape([patches * batch, dim]);
-        let h = rows.matmul(self.w3.weight.val()); // O1 W3: [patches*batch, channel_hidden]
+        let h = matmul(rows, self.w3.weight.val()); // O1 W3: [patches*batch, channel_hidden]
         let b3 = self
             .w3
             .bias
             .as_ref()
             .map(|b| b.val().reshape([1, channel_hidden]));
-        let o2 = self.w4.forward(self.biased_hidden(h, b3)); // [patches*batch, dim]
+        let mut o2 = matmul(self.biased_hidden(h, b3), self.w4.weight.val()); // [patches*batch, dim]
+        if let Some(b4) = &self.w4.bias {
+            o2 = o2 + b4.val().reshape([1, dim]);
+        }
         self.join(o1, o2.reshape([patches, batch, dim]))
     }
 

@@ -1,7 +1,8 @@
 //! Kernels for training that a crate with autodiff installs (the model crate has none).
 //!
 //! Burn's autodiff records a LayerNorm, or a bias followed by ReLU, as several operations, each
-//! a pass over the activations forward and again backward. A crate with autodiff (the train
+//! a pass over the activations forward and again backward; flex's product fills and copies its
+//! output before writing it (see `product.rs`). A crate with autodiff (the train
 //! crate) can install kernels that record each as one operation with its own backward pass;
 //! the model's `norm::layer_norm` and `bias_relu::bias_relu` use them where they apply and
 //! Burn's operations everywhere else. Same maths either way: the tests compare values and
@@ -22,6 +23,8 @@ pub struct TrainingKernels {
     /// takes `h` by value so that it can write the result over it, and gives both back when
     /// it does not apply.
     pub bias_relu: fn(Tensor<2>, Tensor<2>) -> Result<Tensor<2>, (Tensor<2>, Tensor<2>)>,
+    /// The 2-D product `a b`; gives both back when it does not apply.
+    pub matmul: fn(Tensor<2>, Tensor<2>) -> Result<Tensor<2>, (Tensor<2>, Tensor<2>)>,
 }
 
 static INSTALLED: OnceLock<TrainingKernels> = OnceLock::new();
@@ -29,6 +32,14 @@ static INSTALLED: OnceLock<TrainingKernels> = OnceLock::new();
 /// Installs `kernels` for the whole process (the first installed stays).
 pub fn install(kernels: TrainingKernels) {
     let _ = INSTALLED.set(kernels);
+}
+
+/// `a b`, by the installed kernel where it applies and Burn's product elsewhere.
+pub(crate) fn matmul(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    match installed() {
+        Some(kernels) => (kernels.matmul)(a, b).unwrap_or_else(|(a, b)| a.matmul(b)),
+        None => a.matmul(b),
+    }
 }
 
 /// The installed kernels, if any.

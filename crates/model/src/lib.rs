@@ -12,6 +12,7 @@ pub mod kernels;
 mod lanes;
 mod model;
 pub mod norm;
+pub mod product;
 pub mod shares;
 mod stem;
 

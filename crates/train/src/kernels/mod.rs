@@ -1,5 +1,6 @@
 //! Operations Burn's autodiff would record as several, recorded as one with its own backward
-//! pass, on flex: LayerNorm ([`layer_norm`]) and a hidden layer's bias + ReLU ([`bias_relu`]).
+//! pass, on flex: LayerNorm ([`layer_norm`]) and a hidden layer's bias + ReLU ([`bias_relu`]);
+//! and the matrix product ([`matmul`]), whose outputs gemm writes into memory of their own.
 //!
 //! [`install`] hands them to the model ([`fashion_mixer_model::kernels`]). Each applies to `f32`
 //! tensors on flex with autodiff (and no gradient checkpointing); every other tensor takes
@@ -7,6 +8,7 @@
 
 pub mod bias_relu;
 pub mod layer_norm;
+pub mod matmul;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::flex::FlexTensor;
@@ -23,6 +25,7 @@ pub fn install() {
     kernels::install(TrainingKernels {
         layer_norm: layer_norm::forward,
         bias_relu: bias_relu::forward,
+        matmul: matmul::forward,
     });
 }
 
@@ -54,6 +57,24 @@ fn slice_mut(t: &mut FlexTensor) -> &mut [f32] {
         .contiguous_offsets()
         .expect("a contiguous tensor (checked by the caller)");
     &mut t.storage_mut::<f32>()[start..end]
+}
+
+/// For the kernels' tests: whether `kernel` declines random tensors of shapes `a` and `b` on
+/// every device it must leave to Burn (flex without autodiff, ndarray with it).
+#[cfg(test)]
+fn declines_elsewhere<T, E>(
+    a: [usize; 2],
+    b: [usize; 2],
+    kernel: fn(Tensor<2>, Tensor<2>) -> Result<T, E>,
+) -> bool {
+    use burn::tensor::Distribution;
+    use fashion_mixer_model::Backend;
+    let flex = Backend::Flex.device().unwrap();
+    let ndarray = Backend::Ndarray.device().unwrap().autodiff();
+    [flex, ndarray].iter().all(|device| {
+        let a = Tensor::random(a, Distribution::Default, device);
+        kernel(a, Tensor::random(b, Distribution::Default, device)).is_err()
+    })
 }
 
 /// A flex tensor of `shape` holding `values`.
