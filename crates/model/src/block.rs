@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
 use crate::bias_relu::bias_relu;
-use crate::kernels::matmul;
+use crate::kernels::{linear, matmul};
 
 /// The hidden layers' non-linearity g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -191,10 +191,7 @@ impl MixerBlock {
             .bias
             .as_ref()
             .map(|b| b.val().reshape([1, channel_hidden]));
-        let mut o2 = matmul(self.biased_hidden(h, b3), self.w4.weight.val()); // [patches*batch, dim]
-        if let Some(b4) = &self.w4.bias {
-            o2 = o2 + b4.val().reshape([1, dim]);
-        }
+        let o2 = linear(self.biased_hidden(h, b3), &self.w4); // [patches*batch, dim]
         self.join(o1, o2.reshape([patches, batch, dim]))
     }
 

@@ -2,15 +2,15 @@
 //!
 //! Burn's autodiff records a LayerNorm, or a bias followed by ReLU, as several operations, each
 //! a pass over the activations forward and again backward; flex's product fills and copies its
-//! output before writing it (see `product.rs`). A crate with autodiff (the train
-//! crate) can install kernels that record each as one operation with its own backward pass;
-//! the model's `norm::layer_norm` and `bias_relu::bias_relu` use them where they apply and
-//! Burn's operations everywhere else. Same maths either way: the tests compare values and
-//! gradients with Burn's.
+//! output before writing it (see `product.rs`). A crate with autodiff (the train crate) can
+//! install kernels that record each as one operation with its own backward pass; the model's
+//! `norm::layer_norm`, `bias_relu::bias_relu` and products ([`matmul`], [`linear`]) use them
+//! where they apply and Burn's operations everywhere else. Same maths either way: the tests
+//! compare values and gradients with Burn's.
 
 use std::sync::OnceLock;
 
-use burn::nn::LayerNorm;
+use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
 /// The installed kernels. Each declines a tensor it does not handle (another backend, no
@@ -39,6 +39,18 @@ pub(crate) fn matmul(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     match installed() {
         Some(kernels) => (kernels.matmul)(a, b).unwrap_or_else(|(a, b)| a.matmul(b)),
         None => a.matmul(b),
+    }
+}
+
+/// `layer` on rows, `x W + b`, its product by [`matmul`].
+pub(crate) fn linear(x: Tensor<2>, layer: &Linear) -> Tensor<2> {
+    let y = matmul(x, layer.weight.val());
+    match &layer.bias {
+        Some(bias) => {
+            let columns = bias.dims()[0];
+            y + bias.val().reshape([1, columns])
+        }
+        None => y,
     }
 }
 

@@ -98,10 +98,6 @@ impl PatchStem {
         let patches = self.patches_token_major(images);
         let [p, b, kk] = patches.dims();
         let dim = self.linear.weight.dims()[1];
-        let mut x = crate::kernels::matmul(patches.reshape([p * b, kk]), self.linear.weight.val());
-        if let Some(bias) = &self.linear.bias {
-            x = x + bias.val().reshape([1, dim]);
-        }
-        x.reshape([p, b, dim])
+        crate::kernels::linear(patches.reshape([p * b, kk]), &self.linear).reshape([p, b, dim])
     }
 }
