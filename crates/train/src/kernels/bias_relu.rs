@@ -99,9 +99,9 @@ mod tests {
     use burn::tensor::Distribution;
     use burn::tensor::activation::relu;
     use fashion_mixer_model::Backend;
-    use fashion_mixer_model::testing::assert_close;
 
     use super::*;
+    use crate::kernels::{assert_all_close, values_and_grads};
 
     /// The one-operation bias + ReLU gives Burn's values and gradients (`h` and the bias),
     /// within 1e-4, for a bias per row and per column, on an `h` whose storage is shared and
@@ -127,18 +127,11 @@ mod tests {
                 } else {
                     relu(h + bias.clone())
                 };
-                let grads = (y.clone() * weights.clone()).sum().backward();
-                (
-                    y.into_data(),
-                    base.grad(&grads).unwrap().into_data(),
-                    bias.grad(&grads).unwrap().into_data(),
-                )
+                values_and_grads(y, &weights, [&base, &bias])
             };
-            let (fast, reference) = (run(true), run(false));
             let what = format!("bias {bias_shape:?}, view {view}");
-            assert_close(&fast.0, &reference.0, &format!("{what}: output"));
-            assert_close(&fast.1, &reference.1, &format!("{what}: h gradient"));
-            assert_close(&fast.2, &reference.2, &format!("{what}: bias gradient"));
+            let names = ["output", "h gradient", "bias gradient"];
+            assert_all_close(&run(true), &run(false), &what, names);
         }
     }
 

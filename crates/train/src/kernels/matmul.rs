@@ -80,9 +80,9 @@ impl Backward<Flex, 2> for MatmulBackward {
 mod tests {
     use burn::tensor::Distribution;
     use fashion_mixer_model::Backend;
-    use fashion_mixer_model::testing::assert_close;
 
     use super::*;
+    use crate::kernels::{assert_all_close, values_and_grads};
 
     /// The product and both factors' gradients equal Burn's within 1e-4, with each factor
     /// given as it is stored or as a transposed view.
@@ -110,18 +110,11 @@ mod tests {
                 } else {
                     a.matmul(b)
                 };
-                let grads = (c.clone() * weights.clone()).sum().backward();
-                (
-                    c.into_data(),
-                    a_base.grad(&grads).unwrap().into_data(),
-                    b_base.grad(&grads).unwrap().into_data(),
-                )
+                values_and_grads(c, &weights, [&a_base, &b_base])
             };
-            let (fast, reference) = (run(true), run(false));
             let what = format!("a view {a_view}, b view {b_view}");
-            assert_close(&fast.0, &reference.0, &format!("{what}: product"));
-            assert_close(&fast.1, &reference.1, &format!("{what}: a gradient"));
-            assert_close(&fast.2, &reference.2, &format!("{what}: b gradient"));
+            let names = ["product", "a gradient", "b gradient"];
+            assert_all_close(&run(true), &run(false), &what, names);
         }
     }
 

@@ -77,6 +77,29 @@ fn declines_elsewhere<T, E>(
     })
 }
 
+/// For the kernels' tests: the values of `y` and the gradients of `inputs` for the loss
+/// `sum(y * weights)`.
+#[cfg(test)]
+fn values_and_grads(y: Tensor<2>, weights: &Tensor<2>, inputs: [&Tensor<2>; 2]) -> [TensorData; 3] {
+    let grads = (y.clone() * weights.clone()).sum().backward();
+    let grad = |t: &Tensor<2>| t.grad(&grads).expect("a gradient").into_data();
+    [y.into_data(), grad(inputs[0]), grad(inputs[1])]
+}
+
+/// For the kernels' tests: each of `fast`'s three tensors (named by `names`) within 1e-4 of
+/// `reference`'s.
+#[cfg(test)]
+fn assert_all_close(
+    fast: &[TensorData; 3],
+    reference: &[TensorData; 3],
+    what: &str,
+    names: [&str; 3],
+) {
+    for ((fast, reference), name) in fast.iter().zip(reference).zip(names) {
+        fashion_mixer_model::testing::assert_close(fast, reference, &format!("{what}: {name}"));
+    }
+}
+
 /// A flex tensor of `shape` holding `values`.
 fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
