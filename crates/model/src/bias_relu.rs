@@ -10,8 +10,6 @@
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::lanes::sum;
-
 /// Where a hidden layer's bias goes: `b[i]` on every element of row `i` (token mixing, whose
 /// hidden units are the rows) or `b[j]` on every element of column `j` (channel mixing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,26 +63,67 @@ pub fn forward_rows(h: &mut [f32], bias: &[f32], axis: BiasAxis) {
     }
 }
 
+/// How many `f32` lanes flex's SIMD sums use on this machine: macerator's choice of
+/// instruction set, the one burn-flex makes.
+#[macerator::with_simd]
+fn flex_lanes<S: macerator::Simd>() -> usize {
+    <f32 as macerator::Scalar>::lanes::<S>()
+}
+
+/// The sum of `values`, by the kernel behind flex's `float_sum_dim` over a last dimension
+/// (burn-flex is pinned to one version).
+fn flex_sum(values: &[f32]) -> f32 {
+    let mut total = 0.0;
+    let len = values.len();
+    burn_flex::simd::kernels::sum_rows_f32(values, std::slice::from_mut(&mut total), 1, len);
+    total
+}
+
 /// In place over the rows of `grad`, the gradient of [`forward_rows`]' output `out`: `grad`
 /// becomes the gradient of `h` (kept where `out` is positive or NaN, zero elsewhere, as Burn's
 /// flex backend does), and each bias's gradient (the sum of its row's or column's) is added to
-/// `bias_grad`.
+/// `bias_grad`. Each sum is added up in the order flex's `float_sum_dim` adds it, so a zeroed
+/// `bias_grad` ends as Burn's two operations leave the bias's gradient, to the last bit, and a
+/// training run is the same with the kernel or without it.
 pub fn backward_rows(out: &[f32], grad: &mut [f32], bias_grad: &mut [f32], axis: BiasAxis) {
     // A select, not a branch: the mask is as good as random, and the loops vectorise.
     let masked = |o: f32, g: f32| if kept(o) { g } else { 0.0 };
     match axis {
+        // Each row's sum in flex's order, in the same pass: flex adds a row in strides of eight
+        // vectors into eight vector accumulators, then combines them, then adds what is left.
+        // The accumulators here are `acc`, one element per lane, added to lane by lane as flex
+        // does; flex's own sum of `acc` followed by what is left starts by taking `acc` as its
+        // accumulators and ends as flex's sum of the whole row would.
         BiasAxis::Rows => {
             let columns = out.len() / bias_grad.len();
+            let stride = 8 * flex_lanes();
+            let full = columns / stride * stride;
+            let mut buffer = vec![0.0f32; 2 * stride];
             let rows = out
                 .chunks_exact(columns)
                 .zip(grad.chunks_exact_mut(columns));
             for ((o_row, g_row), db) in rows.zip(bias_grad) {
-                for (o, g) in o_row.iter().zip(g_row.iter_mut()) {
-                    *g = masked(*o, *g);
+                let (acc, left) = buffer.split_at_mut(stride);
+                acc.fill(0.0);
+                let (o_full, o_left) = o_row.split_at(full);
+                let (g_full, g_left) = g_row.split_at_mut(full);
+                for (o_chunk, g_chunk) in o_full
+                    .chunks_exact(stride)
+                    .zip(g_full.chunks_exact_mut(stride))
+                {
+                    for ((o, g), a) in o_chunk.iter().zip(g_chunk).zip(acc.iter_mut()) {
+                        *g = masked(*o, *g);
+                        *a += *g;
+                    }
                 }
-                *db += sum(g_row);
+                for ((o, g), l) in o_left.iter().zip(g_left).zip(left.iter_mut()) {
+                    *g = masked(*o, *g);
+                    *l = *g;
+                }
+                *db += flex_sum(&buffer[..stride + columns - full]);
             }
         }
+        // Row after row, as flex's sum over dimension 0: the same order.
         BiasAxis::Columns => {
             let columns = bias_grad.len();
             let rows = out

@@ -1,5 +1,6 @@
 //! The integration tests of `xtask`, in one binary (each file in `tests/` would link Burn again).
 
+mod backend_wgpu;
 mod bad_input;
 mod cli;
 mod common;

@@ -211,40 +211,6 @@ fn bad_training_flags_are_one_line_errors() {
     }
 }
 
-/// The wgpu smoke command on the real data (lavapipe where there is no GPU): one epoch
-/// of 2,048 items runs, and its test loss is below chance level (ln 10 = 2.3026).
-#[test]
-fn wgpu_smoke_run_on_real_data() {
-    let Some(data) = fashion_mixer_data::testing::real_data_dir() else {
-        return;
-    };
-    if let Err(err) = fashion_mixer_model::Backend::Wgpu.device() {
-        return fashion_mixer_data::testing::skip(&err.to_string());
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let run_dir = tmp.path().join("run");
-    let out = run(&[
-        "train",
-        "--backend",
-        "wgpu",
-        "--epochs",
-        "1",
-        "--limit-train",
-        "2048",
-        "--limit-test",
-        "512",
-        "--no-tui",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--artifacts",
-        run_dir.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows = read_metrics(&RunDir::new(&run_dir).metrics()).unwrap();
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0].test_loss < 10f64.ln(), "{:?}", rows[0]);
-}
-
 /// `sweep --grid smoke`: two runs, a summary with two rows and its picture; run again, both
 /// are skipped and nothing is retrained.
 #[test]

@@ -1,0 +1,47 @@
+//! `cargo xtask train --backend wgpu` on the real data (lavapipe where there is no GPU).
+//!
+//! First by name, so libtest starts it first: on a fresh machine it is this binary's longest
+//! test, and the short ones then run beside it on the other core instead of after it.
+
+use fashion_mixer_train::RunDir;
+use fashion_mixer_train::metrics::read_metrics;
+
+use super::common::xtask;
+
+/// The wgpu smoke command of the issue that asked for it: one epoch of 2,048 items runs, and
+/// its test loss is below chance level (ln 10 = 2.3026).
+#[test]
+fn smoke_run_on_real_data() {
+    let Some(data) = fashion_mixer_data::testing::real_data_dir() else {
+        return;
+    };
+    if let Err(err) = fashion_mixer_model::Backend::Wgpu.device() {
+        return fashion_mixer_data::testing::skip(&err.to_string());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = xtask(&[
+        "train",
+        "--backend",
+        "wgpu",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "2048",
+        "--limit-test",
+        "512",
+        "--no-tui",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = read_metrics(&RunDir::new(&run_dir).metrics()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].test_loss < 10f64.ln(), "{:?}", rows[0]);
+}
