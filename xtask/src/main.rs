@@ -29,6 +29,7 @@ mod report;
 mod serve;
 mod sweep;
 mod train;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Time the server: requests/s and latency at 1, 8 and 32 clients, single and batched.
     BenchServe(serve::BenchServeArgs),
+    /// Tune wgpu's kernels on this adapter; writes the bundle wgpu imports when it starts on it.
+    TuneWgpu(tune::TuneArgs),
 }
 
 /// Burn's fallback device for what it creates without one is the CPU (flex), not the first GPU
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::TuneWgpu(args) => tune::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

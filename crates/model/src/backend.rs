@@ -11,6 +11,8 @@ use burn::tensor::wgpu::WgpuBackend;
 use cubecl_runtime::config::cache::CacheConfig;
 use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
 
+use crate::tuning;
+
 /// How long the GPU adapter may take to come up before [`Backend::device`] gives up.
 pub const WGPU_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -75,10 +77,26 @@ fn place_kernel_cache() {
     }
 }
 
+/// The file CubeCL keeps the environment `name` in (its compiled kernels and tuning results),
+/// where this project places it (see [`Backend::device`]).
+pub fn kernel_cache_file(name: &str) -> PathBuf {
+    place_kernel_cache();
+    let config = CubeClRuntimeConfig::get();
+    config
+        .environment
+        .path
+        .root()
+        .join(cubecl_environment::environment::file_name(name))
+}
+
+/// A started wgpu device and its adapter's [`tuning::fingerprint`].
+type Wgpu = (Device, String);
+
 /// Starts wgpu once per process, on a helper thread, so that a driver that never answers
-/// costs [`WGPU_START_TIMEOUT`] and an error rather than a hang.
-fn wgpu_device() -> Result<Device, DeviceError> {
-    static DEVICE: OnceLock<Result<Device, DeviceError>> = OnceLock::new();
+/// costs [`WGPU_START_TIMEOUT`] and an error rather than a hang. The shipped kernel tuning for
+/// its adapter, if any, is imported before anything runs on it.
+fn wgpu() -> Result<Wgpu, DeviceError> {
+    static DEVICE: OnceLock<Result<Wgpu, DeviceError>> = OnceLock::new();
     DEVICE
         .get_or_init(|| {
             place_kernel_cache();
@@ -87,24 +105,43 @@ fn wgpu_device() -> Result<Device, DeviceError> {
             std::thread::Builder::new()
                 .name("wgpu-start".into())
                 .spawn(move || {
-                    let device = Device::wgpu_options()
+                    let started = Device::wgpu_options()
                         .device_kind(DeviceKind::DefaultDevice)
                         .graphics_api(api)
-                        .init();
+                        .init_with_setup()
+                        .map(|(device, setup)| {
+                            let info = setup.adapter.get_info();
+                            let api = format!("{:?}", info.backend);
+                            let adapter = tuning::fingerprint(
+                                &info.name,
+                                &info.driver,
+                                &info.driver_info,
+                                &api,
+                            );
+                            if tuning::import_enabled() {
+                                tuning::import_for(&adapter);
+                            }
+                            (device, adapter)
+                        });
                     // The receiver may have given up waiting; nothing to do then.
-                    let _ = tx.send(device.map_err(|e| e.to_string()));
+                    let _ = tx.send(started.map_err(|e| e.to_string()));
                 })
                 .map_err(|e| DeviceError::WgpuUnavailable {
                     api: name,
                     message: format!("cannot start a thread: {e}"),
                 })?;
             match rx.recv_timeout(WGPU_START_TIMEOUT) {
-                Ok(Ok(device)) => Ok(device),
+                Ok(Ok(started)) => Ok(started),
                 Ok(Err(message)) => Err(DeviceError::WgpuUnavailable { api: name, message }),
                 Err(_) => Err(DeviceError::WgpuTimeout { api: name }),
             }
         })
         .clone()
+}
+
+/// The adapter wgpu runs on (starting it if need be), as [`tuning::fingerprint`] writes it.
+pub fn wgpu_adapter() -> Result<String, DeviceError> {
+    wgpu().map(|(_, adapter)| adapter)
 }
 
 /// A Burn backend, chosen at run time; the model code is the same for all of them.
@@ -143,7 +180,7 @@ impl Backend {
             Backend::Flex => Ok(Device::flex()),
             #[allow(deprecated)] // ndarray is deprecated in Burn 0.22 but asked for by users
             Backend::Ndarray => Ok(Device::ndarray()),
-            Backend::Wgpu => wgpu_device(),
+            Backend::Wgpu => wgpu().map(|(device, _)| device),
         }
     }
 }

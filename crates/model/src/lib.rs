@@ -15,8 +15,9 @@ pub mod norm;
 pub mod product;
 pub mod shares;
 mod stem;
+pub mod tuning;
 
-pub use backend::{Backend, DeviceError, WGPU_START_TIMEOUT};
+pub use backend::{Backend, DeviceError, WGPU_START_TIMEOUT, kernel_cache_file, wgpu_adapter};
 pub use block::{Activation, MixerBlock, MixerBlockConfig};
 pub use model::{Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;
