@@ -1,6 +1,6 @@
 //! The build as `cargo tree` resolves it: the model crate's own (Burn's backends without
 //! burn-train, autodiff or the optimizers; the training side adds those in the train crate), and
-//! the crates the workspace's profile compiles in one codegen unit.
+//! the crates the workspace's profile compiles in one codegen unit or without optimisation.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -63,41 +63,49 @@ fn the_model_builds_without_training_crates() {
     }
 }
 
-/// Every crate the profile gives one codegen unit is compile-time only (a proc macro, or used only
-/// by build scripts and proc macros) or part of the wgpu backend, so no CPU training or inference
-/// figure can depend on it; and each is in the build (a stale name would silently do nothing).
-#[test]
-fn one_codegen_unit_only_where_the_cpu_backends_never_run() {
-    let root = fashion_mixer_data::testing::workspace_root();
+/// The crates the workspace's profile names with a setting that `keep` accepts.
+fn profile_packages(root: &Path, keep: impl Fn(&toml::Table) -> bool) -> Vec<String> {
     let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
         .unwrap()
         .parse()
         .unwrap();
-    let named: Vec<&str> = manifest["profile"]["dev"]["package"]
+    manifest["profile"]["dev"]["package"]
         .as_table()
         .unwrap()
         .iter()
-        .filter(|(_, settings)| {
-            settings.get("codegen-units").and_then(|c| c.as_integer()) == Some(1)
-        })
-        .map(|(spec, _)| spec.split('@').next().unwrap())
-        .collect();
-    assert!(
-        named.contains(&"syn") && named.contains(&"cubecl-ir"),
-        "{named:?}"
-    );
+        .filter(|(_, settings)| settings.as_table().is_some_and(&keep))
+        .map(|(spec, _)| spec.split('@').next().unwrap().to_owned())
+        .collect()
+}
 
-    let mut cpu_args = vec!["--edges", "normal,dev,no-proc-macro"];
+/// What the CPU backends' code can reach: every crate linked into a binary, less what only the
+/// wgpu backend reaches.
+fn cpu_packages(root: &Path) -> BTreeSet<String> {
+    let mut args = vec!["--edges", "normal,dev,no-proc-macro"];
     for entry in WGPU_ENTRIES {
-        cpu_args.extend(["--prune", entry]);
+        args.extend(["--prune", entry]);
     }
-    let cpu = packages(&root, &["--workspace"], &cpu_args);
+    let cpu = packages(root, &["--workspace"], &args);
     assert!(
         cpu.contains("burn-flex") && cpu.contains("burn-ndarray"),
         "{cpu:?}"
     );
+    cpu
+}
+
+/// Every crate the profile gives one codegen unit is part of the wgpu backend, so no CPU training
+/// or inference figure can depend on it; and each is in the build (a stale name would silently do
+/// nothing).
+#[test]
+fn one_codegen_unit_only_where_the_cpu_backends_never_run() {
+    let root = fashion_mixer_data::testing::workspace_root();
+    let named = profile_packages(&root, |settings| {
+        settings.get("codegen-units").and_then(|c| c.as_integer()) == Some(1)
+    });
+    assert!(named.iter().any(|n| n == "cubecl-ir"), "{named:?}");
+    let cpu = cpu_packages(&root);
     let built = packages(&root, &["--workspace"], &["--edges", "normal,build,dev"]);
-    for name in named {
+    for name in &named {
         assert!(
             !cpu.contains(name),
             "{name} has one codegen unit, but the CPU backends' code reaches it"
@@ -106,5 +114,44 @@ fn one_codegen_unit_only_where_the_cpu_backends_never_run() {
             built.contains(name),
             "{name} is named in the profile but not built"
         );
+    }
+}
+
+/// Every crate the profile leaves unoptimised is compile-time only (a proc macro, or used only by
+/// build scripts and proc macros: linked into no binary, so no run-time figure can depend on it)
+/// or a part of the wgpu backend that runs once per kernel, which the CPU backends never reach;
+/// and each is in the build.
+#[test]
+fn opt_level_0_only_for_compile_time_crates_and_kernel_expansions() {
+    let root = fashion_mixer_data::testing::workspace_root();
+    let named = profile_packages(&root, |settings| {
+        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(0)
+    });
+    assert!(
+        named.iter().any(|n| n == "syn") && named.iter().any(|n| n == "cubek-matmul"),
+        "{named:?}"
+    );
+    let linked = packages(
+        &root,
+        &["--workspace"],
+        &["--edges", "normal,dev,no-proc-macro"],
+    );
+    let cpu = cpu_packages(&root);
+    let built = packages(&root, &["--workspace"], &["--edges", "normal,build,dev"]);
+    for name in &named {
+        assert!(
+            built.contains(name),
+            "{name} is named in the profile but not built"
+        );
+        if linked.contains(name) {
+            assert!(
+                name.starts_with("cubek-") || name.starts_with("turso"),
+                "{name} is at opt-level 0 but linked into the binaries"
+            );
+            assert!(
+                !cpu.contains(name),
+                "{name} is at opt-level 0, but the CPU backends' code reaches it"
+            );
+        }
     }
 }
