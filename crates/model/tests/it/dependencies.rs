@@ -78,10 +78,18 @@ fn profile_packages(root: &Path, keep: impl Fn(&toml::Table) -> bool) -> Vec<Str
         .collect()
 }
 
+/// The dependency kinds that end up linked into a binary (no build scripts, no proc macros).
+const LINKED_EDGES: &str = "normal,dev,no-proc-macro";
+
+/// Every crate the workspace builds, for the host or the binaries.
+fn built_packages(root: &Path) -> BTreeSet<String> {
+    packages(root, &["--workspace"], &["--edges", "normal,build,dev"])
+}
+
 /// What the CPU backends' code can reach: every crate linked into a binary, less what only the
 /// wgpu backend reaches.
 fn cpu_packages(root: &Path) -> BTreeSet<String> {
-    let mut args = vec!["--edges", "normal,dev,no-proc-macro"];
+    let mut args = vec!["--edges", LINKED_EDGES];
     for entry in WGPU_ENTRIES {
         args.extend(["--prune", entry]);
     }
@@ -104,7 +112,7 @@ fn one_codegen_unit_only_where_the_cpu_backends_never_run() {
     });
     assert!(named.iter().any(|n| n == "cubecl-ir"), "{named:?}");
     let cpu = cpu_packages(&root);
-    let built = packages(&root, &["--workspace"], &["--edges", "normal,build,dev"]);
+    let built = built_packages(&root);
     for name in &named {
         assert!(
             !cpu.contains(name),
@@ -131,13 +139,9 @@ fn opt_level_0_only_for_compile_time_crates_and_kernel_expansions() {
         named.iter().any(|n| n == "syn") && named.iter().any(|n| n == "cubek-matmul"),
         "{named:?}"
     );
-    let linked = packages(
-        &root,
-        &["--workspace"],
-        &["--edges", "normal,dev,no-proc-macro"],
-    );
+    let linked = packages(&root, &["--workspace"], &["--edges", LINKED_EDGES]);
     let cpu = cpu_packages(&root);
-    let built = packages(&root, &["--workspace"], &["--edges", "normal,build,dev"]);
+    let built = built_packages(&root);
     for name in &named {
         assert!(
             built.contains(name),
