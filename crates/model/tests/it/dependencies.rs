@@ -26,9 +26,9 @@ const WGPU_ENTRIES: &[&str] = &[
     "turso",
 ];
 
-/// The names of the packages `cargo tree` prints for the workspace's `selection` (`--workspace`,
-/// or `-p` and a package) with `args`.
-fn packages(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<String> {
+/// The packages `cargo tree` prints for the workspace's `selection` (`--workspace`, or `-p` and a
+/// package) with `args`: name and version.
+fn tree(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<(String, String)> {
     let out = Command::new(env!("CARGO"))
         .args(["tree", "--offline", "--prefix", "none", "--format", "{p}"])
         .args(selection)
@@ -44,8 +44,20 @@ fn packages(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<String> 
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?.to_owned();
+            let version = words.next()?.trim_start_matches('v').to_owned();
+            Some((name, version))
+        })
+        .collect()
+}
+
+/// The names of the packages `cargo tree` prints for `selection` with `args`.
+fn packages(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<String> {
+    tree(root, selection, args)
+        .into_iter()
+        .map(|(name, _)| name)
         .collect()
 }
 
@@ -81,6 +93,15 @@ fn profile_packages(root: &Path, keep: impl Fn(&toml::Table) -> bool) -> Vec<Str
 /// The dependency kinds that end up linked into a binary (no build scripts, no proc macros).
 const LINKED_EDGES: &str = "normal,dev,no-proc-macro";
 
+/// `cargo tree` arguments: the linked edges, with the wgpu backend's entry points pruned.
+fn without_wgpu() -> Vec<&'static str> {
+    let mut args = vec!["--edges", LINKED_EDGES];
+    for entry in WGPU_ENTRIES {
+        args.extend(["--prune", entry]);
+    }
+    args
+}
+
 /// Every crate the workspace builds, for the host or the binaries.
 fn built_packages(root: &Path) -> BTreeSet<String> {
     packages(root, &["--workspace"], &["--edges", "normal,build,dev"])
@@ -89,11 +110,7 @@ fn built_packages(root: &Path) -> BTreeSet<String> {
 /// What the CPU backends' code can reach: every crate linked into a binary, less what only the
 /// wgpu backend reaches.
 fn cpu_packages(root: &Path) -> BTreeSet<String> {
-    let mut args = vec!["--edges", LINKED_EDGES];
-    for entry in WGPU_ENTRIES {
-        args.extend(["--prune", entry]);
-    }
-    let cpu = packages(root, &["--workspace"], &args);
+    let cpu = packages(root, &["--workspace"], &without_wgpu());
     assert!(
         cpu.contains("burn-flex") && cpu.contains("burn-ndarray"),
         "{cpu:?}"
@@ -125,37 +142,68 @@ fn one_codegen_unit_only_where_the_cpu_backends_never_run() {
     }
 }
 
-/// Every crate the profile leaves unoptimised is compile-time only (a proc macro, or used only by
-/// build scripts and proc macros: linked into no binary, so no run-time figure can depend on it)
-/// or a part of the wgpu backend that runs once per kernel, which the CPU backends never reach;
-/// and each is in the build.
+/// The names of the crates outside this workspace that the profile compiles at opt-level 3.
+fn optimised_dependencies(root: &Path) -> Vec<String> {
+    let named = profile_packages(root, |settings| {
+        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(3)
+    });
+    named
+        .into_iter()
+        .filter(|name| !name.starts_with("fashion-mixer"))
+        .collect()
+}
+
+/// What the optimised crates' code can call: every crate they reach, less what only the wgpu
+/// backend reaches.
+fn reached_from_optimised(root: &Path) -> BTreeSet<String> {
+    let optimised = optimised_dependencies(root);
+    assert!(
+        optimised.iter().any(|n| n == "burn-flex") && optimised.iter().any(|n| n == "gemm"),
+        "{optimised:?}"
+    );
+    // `name@version` for each version built (a name alone is ambiguous where two are).
+    let specs: Vec<String> = tree(root, &["--workspace"], &["--edges", LINKED_EDGES])
+        .into_iter()
+        .filter(|(name, _)| optimised.contains(name))
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect();
+    let mut selection = Vec::new();
+    for spec in &specs {
+        selection.extend(["-p", spec.as_str()]);
+    }
+    packages(root, &selection, &without_wgpu())
+}
+
+/// No optimised code calls unoptimised code: every crate the profile leaves at opt-level 0 is
+/// compile-time only (a proc macro, or used only by build scripts and proc macros: linked into
+/// no binary), or reached from none of the crates at opt-level 3 except through the wgpu
+/// backend (its kernels' expansions and cache database, which run once per kernel) or from this
+/// workspace's crates alone (argument parsing, the download, the final plots); and each is in
+/// the build.
 #[test]
-fn opt_level_0_only_for_compile_time_crates_and_kernel_expansions() {
+fn opt_level_0_only_where_no_optimised_crate_calls() {
     let root = fashion_mixer_data::testing::workspace_root();
     let named = profile_packages(&root, |settings| {
         settings.get("opt-level").and_then(|o| o.as_integer()) == Some(0)
     });
-    assert!(
-        named.iter().any(|n| n == "syn") && named.iter().any(|n| n == "cubek-matmul"),
-        "{named:?}"
-    );
+    for expected in ["syn", "cubek-matmul", "clap_builder"] {
+        assert!(named.iter().any(|n| n == expected), "{named:?}");
+    }
     let linked = packages(&root, &["--workspace"], &["--edges", LINKED_EDGES]);
-    let cpu = cpu_packages(&root);
+    let hot = reached_from_optimised(&root);
+    assert!(
+        hot.contains("gemm-common") && hot.contains("burn-std"),
+        "{hot:?}"
+    );
     let built = built_packages(&root);
     for name in &named {
         assert!(
             built.contains(name),
             "{name} is named in the profile but not built"
         );
-        if linked.contains(name) {
-            assert!(
-                name.starts_with("cubek-") || name.starts_with("turso"),
-                "{name} is at opt-level 0 but linked into the binaries"
-            );
-            assert!(
-                !cpu.contains(name),
-                "{name} is at opt-level 0, but the CPU backends' code reaches it"
-            );
-        }
+        assert!(
+            !(linked.contains(name) && hot.contains(name)),
+            "{name} is at opt-level 0, but a crate at opt-level 3 reaches it"
+        );
     }
 }
