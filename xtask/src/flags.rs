@@ -2,7 +2,7 @@
 //! flags given, serialised, are JSON laid over the configuration (the same merge `--config`
 //! uses, which refuses a name that is not a field). One list of flags, no per-field code.
 
-use anyhow::{Context, Result};
+use anyhow::{Result, anyhow};
 use fashion_mixer_train::TrainingConfig;
 use serde::Serialize;
 use serde_json::Value;
@@ -19,8 +19,7 @@ pub fn overlay(config: &TrainingConfig, flags: &impl Serialize) -> Result<Traini
     match given(flags) {
         Some(json) => config
             .merged_with_json(&json.to_string())
-            .map_err(anyhow::Error::msg)
-            .context("the command-line flags"),
+            .map_err(|e| anyhow!("the command-line flags: {e}")),
         None => Ok(config.clone()),
     }
 }

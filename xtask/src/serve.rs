@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
 use fashion_mixer_serve::load::drive;
@@ -55,8 +55,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     };
     let server = Server::bind(args.addr, state, args.threads)?;
     let stopper = server.stopper();
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).context("cannot install the Ctrl-C handler")?;
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             stopper.stop();
@@ -101,7 +101,7 @@ pub fn bench(args: &BenchServeArgs) -> Result<()> {
             .unwrap_or_else(crate::infer::pretrained),
     );
     let image = crate::project_root().join(&args.image);
-    let body = std::fs::read(&image).with_context(|| image.display().to_string())?;
+    let body = std::fs::read(&image).map_err(|e| anyhow!("{}: {e}", image.display()))?;
     let mut rows = Vec::new();
     for max_batch in [1, 64] {
         let loaded = load_model(&run, None)?;
@@ -132,7 +132,7 @@ pub fn bench(args: &BenchServeArgs) -> Result<()> {
             .join("bench-serve.json")
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     }
     let json = serde_json::to_string_pretty(&rows)?;
     fashion_mixer_train::artifacts::write_atomic(&out, json.as_bytes())?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::Args;
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::tuning::{self, TUNING_BUNDLE_VAR};
@@ -101,7 +101,7 @@ fn tune(
 ) -> Result<()> {
     let data = scratch.join("data");
     synthetic::write_idx_dir(&data, TRAIN_ITEMS, TEST_ITEMS)?;
-    let exe = std::env::current_exe().context("cannot find this program")?;
+    let exe = std::env::current_exe().map_err(|e| anyhow!("cannot find this program: {e}"))?;
     for run in workloads(&data, scratch) {
         println!("  {}", run[..5].join(" "));
         let out = Command::new(&exe)
@@ -110,7 +110,7 @@ fn tune(
             .env("CUBECL_ENVIRONMENT", environment)
             .env(TUNING_BUNDLE_VAR, "off")
             .output()
-            .with_context(|| format!("cannot start {}", exe.display()))?;
+            .map_err(|e| anyhow!("cannot start {}: {e}", exe.display()))?;
         if !out.status.success() {
             return Err(anyhow!(
                 "`cargo xtask {}` failed: {}",

@@ -104,19 +104,26 @@ fn missing_data_is_not_downloaded_into_a_named_dir_or_offline() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
-/// An error's cause is said once: a missing image file is one line with the OS's words once.
+/// An error's cause is said once: a missing image file, given to `infer` or to `bench-serve`, is
+/// one line with the OS's words once.
 #[test]
 fn a_missing_image_is_named_with_its_cause_once() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no-such-photo.png");
-    let out = xtask(&["infer", missing.to_str().unwrap()]);
-    assert_user_error(&out, &["no-such-photo.png"]);
-    let stderr = stdout_err(&out);
-    assert_eq!(
-        stderr.matches("No such file or directory").count(),
-        1,
-        "{stderr}"
-    );
+    let missing = missing.to_str().unwrap();
+    for args in [
+        vec!["infer", missing],
+        vec!["bench-serve", "--image", missing],
+    ] {
+        let out = xtask(&args);
+        assert_user_error(&out, &["no-such-photo.png"]);
+        let stderr = stdout_err(&out);
+        assert_eq!(
+            stderr.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 fn stdout_err(out: &Output) -> String {
