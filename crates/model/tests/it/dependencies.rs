@@ -189,7 +189,6 @@ fn opt_level_0_only_where_no_optimised_crate_calls() {
     for expected in ["syn", "cubek-matmul", "clap_builder"] {
         assert!(named.iter().any(|n| n == expected), "{named:?}");
     }
-    let linked = packages(&root, &["--workspace"], &["--edges", LINKED_EDGES]);
     let hot = reached_from_optimised(&root);
     assert!(
         hot.contains("gemm-common") && hot.contains("burn-std"),
@@ -202,7 +201,7 @@ fn opt_level_0_only_where_no_optimised_crate_calls() {
             "{name} is named in the profile but not built"
         );
         assert!(
-            !(linked.contains(name) && hot.contains(name)),
+            !hot.contains(name),
             "{name} is at opt-level 0, but a crate at opt-level 3 reaches it"
         );
     }
