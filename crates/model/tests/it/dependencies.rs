@@ -174,12 +174,19 @@ fn reached_from_optimised(root: &Path) -> BTreeSet<String> {
     packages(root, &selection, &without_wgpu())
 }
 
+/// Crates at opt-level 0 that crates at opt-level 3 reach but never call in any command:
+/// `perf` over `cargo xtask bench` and `bench-serve` finds no samples in them (gemm's kernels
+/// for complex, f64 and f16 matrices; image's colour management).
+const NEVER_RUN: &[&str] = &[
+    "gemm-c32", "gemm-c64", "gemm-f64", "gemm-f16", "moxcms", "pxfm",
+];
+
 /// No optimised code calls unoptimised code: every crate the profile leaves at opt-level 0 is
 /// compile-time only (a proc macro, or used only by build scripts and proc macros: linked into
 /// no binary), or reached from none of the crates at opt-level 3 except through the wgpu
 /// backend (its kernels' expansions and cache database, which run once per kernel) or from this
-/// workspace's crates alone (argument parsing, the download, the final plots); and each is in
-/// the build.
+/// workspace's crates alone (argument parsing, the download, the final plots), or never run
+/// (`NEVER_RUN`); and each is in the build.
 #[test]
 fn opt_level_0_only_where_no_optimised_crate_calls() {
     let root = fashion_mixer_data::testing::workspace_root();
@@ -201,8 +208,38 @@ fn opt_level_0_only_where_no_optimised_crate_calls() {
             "{name} is named in the profile but not built"
         );
         assert!(
-            !hot.contains(name),
+            NEVER_RUN.contains(&name.as_str()) || !hot.contains(name),
             "{name} is at opt-level 0, but a crate at opt-level 3 reaches it"
         );
+    }
+}
+
+/// The crates that are at opt-level 0 though optimised crates reach them are named at 0, and only
+/// optimised crates (or each other) depend on them: a crate at opt-level 1 would reuse their
+/// unoptimised copies of generic code.
+#[test]
+fn never_run_crates_are_called_only_from_optimised_crates() {
+    let root = fashion_mixer_data::testing::workspace_root();
+    let at_0 = profile_packages(&root, |settings| {
+        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(0)
+    });
+    let optimised = optimised_dependencies(&root);
+    for name in NEVER_RUN {
+        assert!(
+            at_0.iter().any(|n| n == name),
+            "{name} is not at opt-level 0"
+        );
+        let dependents = packages(
+            &root,
+            &["--workspace"],
+            &["--edges", LINKED_EDGES, "--invert", name, "--depth", "1"],
+        );
+        assert!(dependents.contains(*name), "{name} is not in the build");
+        for dependent in dependents.iter().filter(|d| d.as_str() != *name) {
+            assert!(
+                optimised.contains(dependent) || NEVER_RUN.contains(&dependent.as_str()),
+                "{dependent} (not at opt-level 3) depends on {name}, which is at 0"
+            );
+        }
     }
 }
