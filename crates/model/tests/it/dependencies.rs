@@ -142,11 +142,16 @@ fn one_codegen_unit_only_where_the_cpu_backends_never_run() {
     }
 }
 
+/// The crates the workspace's profile names at opt-level `level`.
+fn packages_at_opt_level(root: &Path, level: i64) -> Vec<String> {
+    profile_packages(root, |settings| {
+        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(level)
+    })
+}
+
 /// The names of the crates outside this workspace that the profile compiles at opt-level 3.
 fn optimised_dependencies(root: &Path) -> Vec<String> {
-    let named = profile_packages(root, |settings| {
-        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(3)
-    });
+    let named = packages_at_opt_level(root, 3);
     named
         .into_iter()
         .filter(|name| !name.starts_with("fashion-mixer"))
@@ -190,9 +195,7 @@ const NEVER_RUN: &[&str] = &[
 #[test]
 fn opt_level_0_only_where_no_optimised_crate_calls() {
     let root = fashion_mixer_data::testing::workspace_root();
-    let named = profile_packages(&root, |settings| {
-        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(0)
-    });
+    let named = packages_at_opt_level(&root, 0);
     for expected in ["syn", "cubek-matmul", "clap_builder"] {
         assert!(named.iter().any(|n| n == expected), "{named:?}");
     }
@@ -220,9 +223,7 @@ fn opt_level_0_only_where_no_optimised_crate_calls() {
 #[test]
 fn never_run_crates_are_called_only_from_optimised_crates() {
     let root = fashion_mixer_data::testing::workspace_root();
-    let at_0 = profile_packages(&root, |settings| {
-        settings.get("opt-level").and_then(|o| o.as_integer()) == Some(0)
-    });
+    let at_0 = packages_at_opt_level(&root, 0);
     let optimised = optimised_dependencies(&root);
     for name in NEVER_RUN {
         assert!(
