@@ -1,6 +1,9 @@
 //! `cargo xtask`: the fashion-mixer command line. It parses arguments and calls the libraries;
 //! errors become one line on stderr and exit code 2.
 
+// The arguments' doc comments are clap's help text, where `<NAME>` is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 /// mimalloc keeps freed memory for reuse: the training step's large, short-lived tensors then
 /// cost no page faults (with glibc's allocator they took a third of a step; see README).
 #[global_allocator]

@@ -12,7 +12,7 @@ pub const MEAN: f32 = 0.2860;
 /// Standard deviation of the Fashion-MNIST training set's pixels, on the [0, 1] scale.
 pub const STD: f32 = 0.3530;
 
-/// A batch: `images` [batch, 28, 28], normalised; `targets` [batch], class indices.
+/// A batch: `images` `[batch, 28, 28]`, normalised; `targets` `[batch]`, class indices.
 #[derive(Clone, Debug)]
 pub struct FashionMnistBatch {
     /// Normalised images, `[batch, 28, 28]`.

@@ -1,7 +1,8 @@
-//! Fashion-MNIST for Burn: an IDX reader (gzip'd or raw), the two splits as a [`Dataset`]
-//! (`burn::data::dataset::Dataset`), a [`Batcher`](burn::data::dataloader::batcher::Batcher)
-//! that normalises whole batches at once, the code that finds or fetches the files, and the
-//! preparation of outside pictures ([`picture`]).
+//! Fashion-MNIST for Burn: an IDX reader (gzip'd or raw), the two splits as a Burn
+//! [`Dataset`](burn::data::dataset::Dataset), a
+//! [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalises whole batches at once,
+//! the code that finds or fetches the files, and the preparation of outside pictures
+//! ([`picture`]).
 
 pub mod augment;
 #[cfg(feature = "burn")]

@@ -4,7 +4,7 @@
 //! a pass over the activations forward and again backward; flex's product fills and copies its
 //! output before writing it (see `product.rs`). A crate with autodiff (the train crate) can
 //! install kernels that record each as one operation with its own backward pass; the model's
-//! `norm::layer_norm`, `bias_relu::bias_relu` and products ([`matmul`], [`linear`]) use them
+//! `norm::layer_norm`, `bias_relu::bias_relu` and products (`matmul`, `linear`) use them
 //! where they apply and Burn's operations everywhere else. Same maths either way: the tests
 //! compare values and gradients with Burn's.
 
