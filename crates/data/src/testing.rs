@@ -1,6 +1,7 @@
 //! For the project's tests that need what a fresh machine may lack (the real data set, a
 //! Vulkan device): outside CI they say so in one loud line and pass; under CI they fail.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use crate::locate;
@@ -11,13 +12,21 @@ pub fn in_ci() -> bool {
 }
 
 /// A test cannot run because `missing` (what is missing and how to install it) is missing:
-/// under CI this panics with that text; elsewhere it prints `SKIPPED: <missing>` on stderr.
-/// Call it, then return from the test.
+/// under CI this panics with that text; elsewhere it prints `SKIPPED: <test>: <missing>` on
+/// the process's stderr, where `cargo test` shows it (the test harness keeps what `eprintln!`
+/// prints, and shows it only for a test that fails). Call it, then return from the test.
 pub fn skip(missing: &str) {
     if in_ci() {
         panic!("CI must run this test, but {missing}");
     }
-    eprintln!("SKIPPED: {missing}");
+    // The harness names each test's thread after the test.
+    let thread = std::thread::current();
+    let line = match thread.name() {
+        Some(test) if test != "main" => format!("SKIPPED: {test}: {missing}\n"),
+        _ => format!("SKIPPED: {missing}\n"),
+    };
+    // One write, so that tests running in parallel do not interleave their lines.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The workspace root, for tests that read the repository's files. Found from the manifest
@@ -43,11 +52,54 @@ pub fn real_data_dir() -> Option<PathBuf> {
     match locate::locate(&locate::search_dirs(None, &workspace_root())) {
         Ok(dir) => Some(dir),
         Err(err) => {
-            skip(&format!(
-                "the real Fashion-MNIST is not installed (`apt-get install dataset-fashion-mnist` \
-                 or `cargo xtask data fetch`): {err}"
-            ));
+            // The error names where it looked and how to get the data.
+            skip(&format!("the real Fashion-MNIST is not installed: {err}"));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// Skips; run only by [`skip_shows_through_the_harness_capture`].
+    #[test]
+    #[ignore = "run by skip_shows_through_the_harness_capture"]
+    fn skipping_helper() {
+        super::skip("a thing for the test (`apt-get install thing`)");
+    }
+
+    #[test]
+    fn skip_shows_through_the_harness_capture() {
+        // This test binary again, running only the helper, with the harness's capture on.
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "testing::tests::skipping_helper", "--ignored"])
+            .env_remove("CI")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(
+                "SKIPPED: testing::tests::skipping_helper: a thing for the test (`apt-get install thing`)\n"
+            ),
+            "stderr: {stderr}"
+        );
+    }
+
+    #[test]
+    fn skip_fails_under_ci() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "testing::tests::skipping_helper", "--ignored"])
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("CI must run this test, but a thing for the test"),
+            "stdout: {stdout}"
+        );
     }
 }
