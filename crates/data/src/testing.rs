@@ -61,7 +61,7 @@ pub fn real_data_dir() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use std::process::Command;
+    use std::process::{Command, Output};
 
     /// Skips; run only by [`skip_shows_through_the_harness_capture`].
     #[test]
@@ -70,14 +70,21 @@ mod tests {
         super::skip("a thing for the test (`apt-get install thing`)");
     }
 
+    /// This test binary again, running only [`skipping_helper`] with the harness's capture on
+    /// (no `--nocapture`), and `CI` set to `ci` or unset.
+    fn run_helper(ci: Option<&str>) -> Output {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.args(["--exact", "testing::tests::skipping_helper", "--ignored"]);
+        match ci {
+            Some(value) => command.env("CI", value),
+            None => command.env_remove("CI"),
+        };
+        command.output().unwrap()
+    }
+
     #[test]
     fn skip_shows_through_the_harness_capture() {
-        // This test binary again, running only the helper, with the harness's capture on.
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "testing::tests::skipping_helper", "--ignored"])
-            .env_remove("CI")
-            .output()
-            .unwrap();
+        let out = run_helper(None);
         assert!(out.status.success(), "{out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -90,11 +97,7 @@ mod tests {
 
     #[test]
     fn skip_fails_under_ci() {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "testing::tests::skipping_helper", "--ignored"])
-            .env("CI", "true")
-            .output()
-            .unwrap();
+        let out = run_helper(Some("true"));
         assert!(!out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
