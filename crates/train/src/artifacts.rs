@@ -173,9 +173,28 @@ impl RunDir {
     }
 }
 
-/// Reads a run's `config.json`.
+/// Reads a run's `config.json`; a folder without one is [`TrainError::NotARun`], naming the
+/// runs in it or beside it.
 pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
     let path = run.config();
+    let missing = if !run.root().exists() {
+        Some("no such folder")
+    } else if !run.root().is_dir() {
+        Some("not a folder")
+    } else if !path.exists() {
+        Some("no config.json")
+    } else {
+        None
+    };
+    if let Some(reason) = missing {
+        return Err(TrainError::NotARun {
+            path: run.root().to_path_buf(),
+            reason: reason.into(),
+            nearby: Some(runs_in(run.root()))
+                .filter(|runs| !runs.is_empty())
+                .unwrap_or_else(|| run.root().parent().map(runs_in).unwrap_or_default()),
+        });
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
     // Fields a file lacks (it was written before they existed) keep their defaults, which
     // are the settings runs had before those fields existed.
@@ -189,6 +208,26 @@ pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
         message: e.to_string(),
     })?;
     Ok(config)
+}
+
+/// The run folders (those with a `config.json`) in the folder `dir`, by name (none when it
+/// cannot be listed).
+fn runs_in(dir: &Path) -> Vec<PathBuf> {
+    let listed = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(listed) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| dir.join(entry.file_name()))
+        .filter(|run| run.join("config.json").is_file())
+        .collect();
+    runs.sort();
+    runs
 }
 
 /// Writes a run's `config.json` atomically.
@@ -295,6 +334,46 @@ mod tests {
                 .all(|c| c.is_ascii_digit() || c == '-' || c == 'T'),
             "{name}"
         );
+    }
+
+    /// A path that holds no run says why and names the runs in it or beside it.
+    #[test]
+    fn a_folder_without_a_run_names_the_runs_in_or_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = RunDir::new(dir.path().join("good"));
+        std::fs::create_dir(good.root()).unwrap();
+        save_config(&good, &TrainingConfig::default()).unwrap();
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        for (name, reason) in [
+            ("missing", "no such folder"),
+            ("file", "not a folder"),
+            ("empty", "no config.json"),
+        ] {
+            let path = dir.path().join(name);
+            let error = load_config(&RunDir::new(&path)).unwrap_err();
+            let TrainError::NotARun {
+                path: said,
+                reason: why,
+                nearby,
+            } = &error
+            else {
+                panic!("{name}: {error}");
+            };
+            assert_eq!((said, why.as_str()), (&path, reason));
+            assert_eq!(nearby, &[good.root().to_path_buf()]);
+            let message = error.to_string();
+            assert!(
+                message.contains(&good.root().display().to_string()),
+                "{message}"
+            );
+        }
+        assert!(load_config(&good).is_ok());
+        // The folder above runs: the runs in it.
+        let Err(TrainError::NotARun { nearby, .. }) = load_config(&RunDir::new(dir.path())) else {
+            panic!("the parent folder loads as a run");
+        };
+        assert_eq!(nearby, [good.root().to_path_buf()]);
     }
 
     #[test]

@@ -48,6 +48,16 @@ pub enum TrainError {
     /// The artifacts path exists and is not a folder.
     #[error("{}: exists and is not a directory", .0.display())]
     NotADirectory(PathBuf),
+    /// A path given as a run's folder holds no run (no `config.json`).
+    #[error("{}", not_a_run_message(path, reason, nearby))]
+    NotARun {
+        /// The path given.
+        path: PathBuf,
+        /// What is missing, in words.
+        reason: String,
+        /// The runs found in it or, when it holds none, beside it: to choose from.
+        nearby: Vec<PathBuf>,
+    },
     /// A fresh run would overwrite an earlier one.
     #[error("{}: already holds a run (config.json); pass --resume to continue it or choose another --artifacts", .0.display())]
     RunExists(PathBuf),
@@ -144,6 +154,16 @@ impl TrainError {
             source,
         }
     }
+}
+
+fn not_a_run_message(path: &Path, reason: &str, nearby: &[PathBuf]) -> String {
+    let runs = if nearby.is_empty() {
+        "`cargo xtask train --artifacts <folder>` writes one".to_string()
+    } else {
+        let names: Vec<String> = nearby.iter().map(|p| p.display().to_string()).collect();
+        format!("runs found: {}", names.join(", "))
+    };
+    format!("{}: not a run folder ({reason}); {runs}", path.display())
 }
 
 fn write_failed_message(path: &Path, cause: &str, kept: Option<usize>, run: &Path) -> String {

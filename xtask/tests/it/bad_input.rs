@@ -176,6 +176,30 @@ fn assert_run_error(case: &str, dir: &Path, needles: &[&str]) {
     }
 }
 
+/// A path that holds no run (a typo, the artifacts folder itself) names the runs to choose from.
+#[test]
+fn a_folder_without_a_run_names_the_runs_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("artifacts");
+    let run = make_run(&runs.join("run"), 8);
+    let run_s = run.root().to_str().unwrap();
+    let typo = runs.join("rnu");
+    assert_run_error(
+        "a missing run folder",
+        &typo,
+        &[
+            typo.to_str().unwrap(),
+            "not a run folder (no such folder)",
+            run_s,
+        ],
+    );
+    assert_run_error(
+        "the folder above the runs",
+        &runs,
+        &["not a run folder (no config.json)", run_s],
+    );
+}
+
 #[test]
 fn broken_config_json() {
     let tmp = tempfile::tempdir().unwrap();
