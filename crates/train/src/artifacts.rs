@@ -187,12 +187,14 @@ pub fn load_config(run: &RunDir) -> Result<TrainingConfig, TrainError> {
         None
     };
     if let Some(reason) = missing {
+        let mut nearby = runs_in(run.root());
+        if let (true, Some(parent)) = (nearby.is_empty(), run.root().parent()) {
+            nearby = runs_in(parent);
+        }
         return Err(TrainError::NotARun {
             path: run.root().to_path_buf(),
             reason: reason.into(),
-            nearby: Some(runs_in(run.root()))
-                .filter(|runs| !runs.is_empty())
-                .unwrap_or_else(|| run.root().parent().map(runs_in).unwrap_or_default()),
+            nearby,
         });
     }
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
