@@ -24,6 +24,17 @@ pub fn overlay(config: &TrainingConfig, flags: &impl Serialize) -> Result<Traini
     }
 }
 
+/// A flag's number, refusing NaN and the infinities: JSON, the flags' way into the
+/// configuration, has no place for them (serialised, they become `null`: the flag left out).
+/// Negative numbers are read as numbers, for the configuration's checks to name.
+pub fn finite(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        Ok(_) => Err("not a finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Removes the flags left out (`null`) and objects left empty; an empty object becomes `null`.
 fn prune(value: &mut Value) {
     if let Value::Object(map) = value {
@@ -46,5 +57,15 @@ mod tests {
         assert_eq!(given(&serde_json::json!({"model": {"dim": null}})), None);
         let config = overlay(&TrainingConfig::new(), &flags).unwrap();
         assert_eq!(config, TrainingConfig::new().with_epochs(3));
+    }
+
+    #[test]
+    fn numbers_must_be_finite() {
+        assert_eq!(finite("1e-3"), Ok(1e-3));
+        assert_eq!(finite("-1"), Ok(-1.0));
+        for text in ["nan", "NaN", "inf", "-inf", "infinity"] {
+            assert_eq!(finite(text), Err("not a finite number".into()), "{text}");
+        }
+        assert!(finite("fast").is_err());
     }
 }

@@ -8,6 +8,8 @@ use fashion_mixer_train::TrainingConfig;
 use fashion_mixer_train::report::thousands;
 use serde::Serialize;
 
+use crate::flags::finite;
+
 /// The architecture's hyperparameters; a flag left out keeps the value it overrides
 /// (the coursework model's by default).
 #[derive(Args, Serialize, Debug, Clone, Default)]
@@ -40,7 +42,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub activation: Option<Activation>,
     /// Dropout on the MLPs' hidden units while training [default: 0]
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = finite, allow_negative_numbers = true)]
     pub dropout: Option<f64>,
 }
 

@@ -12,7 +12,7 @@ use fashion_mixer_train::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingC
 use serde::Serialize;
 
 use crate::data::DataDirArg;
-use crate::flags::{given, overlay};
+use crate::flags::{finite, given, overlay};
 use crate::model::ModelArgs;
 use crate::project_root;
 
@@ -76,13 +76,13 @@ pub struct ConfigFlags {
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
     /// Learning rate [default: 0.001]
-    #[arg(long)]
+    #[arg(long, value_parser = finite, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// SGD momentum [default: 0]
-    #[arg(long)]
+    #[arg(long, value_parser = finite, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// Weight decay: L2 for sgd/adam, decoupled for adamw [default: 0.0001]
-    #[arg(long)]
+    #[arg(long, value_parser = finite, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// After the warm-up: constant or cosine (down to --min-lr) [default: constant]
     #[arg(long)]
@@ -91,10 +91,10 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "N")]
     pub warmup_epochs: Option<usize>,
     /// Learning rate at the end of the cosine [default: 0]
-    #[arg(long)]
+    #[arg(long, value_parser = finite, allow_negative_numbers = true)]
     pub min_lr: Option<f64>,
     /// Label smoothing of the training loss [default: 0]
-    #[arg(long, value_name = "ALPHA")]
+    #[arg(long, value_name = "ALPHA", value_parser = finite, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
     /// Augmentation: shift training images by up to N pixels each way [default: 0]
     #[arg(long, value_name = "N")]

@@ -289,6 +289,14 @@ fn bad_settings_and_unusable_artifacts_dirs() {
             vec!["batch_size must be at least 1".into()],
         ),
         (
+            vec!["--lr", "-1", "--artifacts", run_s],
+            vec!["lr must be a positive number, got -1".into()],
+        ),
+        (
+            vec!["--dropout", "-0.5", "--artifacts", run_s],
+            vec!["dropout must be at least 0".into()],
+        ),
+        (
             vec!["--patch-size", "5", "--artifacts", run_s],
             vec!["patch size 5 does not divide the image side 28".into()],
         ),
@@ -307,6 +315,32 @@ fn bad_settings_and_unusable_artifacts_dirs() {
         let out = xtask(&args);
         let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
         assert_user_error(&format!("train {flags:?}"), &out, &needles);
+    }
+    // NaN and the infinities are refused as the flag is read (clap's usage error), never
+    // dropped as if the flag had been left out.
+    for (flag, value) in [
+        ("--lr", "nan"),
+        ("--weight-decay", "inf"),
+        ("--dropout", "NaN"),
+    ] {
+        let out = xtask(&[
+            "train",
+            "--no-tui",
+            "--data-dir",
+            data_s,
+            "--artifacts",
+            run_s,
+            flag,
+            value,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        let expected = format!("invalid value '{value}' for '{flag} ");
+        assert!(stderr.contains(&expected), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains("not a finite number"),
+            "{flag} {value}: {stderr}"
+        );
     }
     assert!(!run.exists());
     assert_eq!(std::fs::read(&a_file).unwrap(), b"x");
