@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::artifacts::write_atomic;
+use fashion_mixer_train::artifacts::{prepare_output, write_atomic};
 use fashion_mixer_train::bench::{BenchOptions, bench};
 use fashion_mixer_train::training::load_splits;
 
@@ -44,6 +44,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(batch_size) = args.batch_size {
         config.batch_size = batch_size;
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| project_root().join("artifacts").join("bench.json"));
+    prepare_output(&out)?;
     let (train, _) = load_splits(&args.data.locate()?, &config)?;
     let options = BenchOptions {
         steps: args.steps,
@@ -65,13 +70,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "inference: batch 1 {:.2} ms; batch 1024 {:.0} images/s",
         report.infer_batch1_ms, report.infer_batch1024_images_per_s
     );
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| project_root().join("artifacts").join("bench.json"));
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    }
     let json = serde_json::to_string_pretty(&report)?;
     write_atomic(&out, json.as_bytes())?;
     println!("wrote {}", out.display());

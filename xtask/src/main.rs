@@ -86,22 +86,47 @@ enum Command {
     TuneWgpu(tune::TuneArgs),
 }
 
+/// The environment the libraries read, set before anything else runs.
+///
 /// Burn's fallback device for what it creates without one is the CPU (flex), not the first GPU
 /// API it can start: burn-optim restores optimizer state onto `Device::default()` (then moves it
 /// to each parameter's device), and the default would otherwise start wgpu, and with it the
 /// machine's Vulkan/GL drivers, in every `--resume`, whatever the backend. `$BURN_DEVICE`, when
 /// set, is left alone.
+///
+/// Mesa's Vulkan device-selection layer asks the Wayland session which GPU it runs on whenever
+/// a program enables Wayland surfaces, as wgpu does. Where there is no session (a server, a
+/// container, CI: no `$XDG_RUNTIME_DIR`, no display), libwayland prints `error:
+/// XDG_RUNTIME_DIR is invalid or not set in the environment.` three or four times each time
+/// wgpu starts, though nothing failed. With no session and no display to choose by, the layer is
+/// turned off through its own switch (`NODEVICE_SELECT=1`), unless something asks it to choose
+/// (`$DRI_PRIME`, `$MESA_VK_DEVICE_SELECT`) or `$NODEVICE_SELECT` is set already.
 #[allow(unsafe_code)]
-fn cpu_as_default_device() {
-    if std::env::var_os("BURN_DEVICE").is_none() {
-        // SAFETY: called first thing in `main`, before any other thread exists, so no thread
-        // can read the environment while it changes.
+fn set_environment() {
+    let unset = |name: &str| std::env::var_os(name).is_none();
+    let no_session = [
+        "XDG_RUNTIME_DIR",
+        "WAYLAND_DISPLAY",
+        "WAYLAND_SOCKET",
+        "DISPLAY",
+        "DRI_PRIME",
+        "MESA_VK_DEVICE_SELECT",
+        "NODEVICE_SELECT",
+    ]
+    .into_iter()
+    .all(unset);
+    // SAFETY (both): called first thing in `main`, before any other thread exists, so no
+    // thread can read the environment while it changes.
+    if unset("BURN_DEVICE") {
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
+    if cfg!(target_os = "linux") && no_session {
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 
 fn main() -> ExitCode {
-    cpu_as_default_device();
+    set_environment();
     let cli = Cli::parse();
     fashion_mixer_model::fpu::install();
     let result = match cli.command {

@@ -102,6 +102,12 @@ pub fn bench(args: &BenchServeArgs) -> Result<()> {
     );
     let image = crate::project_root().join(&args.image);
     let body = std::fs::read(&image).map_err(|e| anyhow!("{}: {e}", image.display()))?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        crate::project_root()
+            .join("artifacts")
+            .join("bench-serve.json")
+    });
+    fashion_mixer_train::artifacts::prepare_output(&out)?;
     let mut rows = Vec::new();
     for max_batch in [1, 64] {
         let loaded = load_model(&run, None)?;
@@ -125,14 +131,6 @@ pub fn bench(args: &BenchServeArgs) -> Result<()> {
         }
         stopper.stop();
         let _ = thread.join();
-    }
-    let out = args.out.clone().unwrap_or_else(|| {
-        crate::project_root()
-            .join("artifacts")
-            .join("bench-serve.json")
-    });
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     }
     let json = serde_json::to_string_pretty(&rows)?;
     fashion_mixer_train::artifacts::write_atomic(&out, json.as_bytes())?;

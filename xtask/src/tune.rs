@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::tuning::{self, TUNING_BUNDLE_VAR};
+use fashion_mixer_train::artifacts::prepare_output;
 
 use crate::project_root;
 
@@ -73,6 +74,12 @@ fn adapter_slug(adapter: &str) -> String {
 
 pub fn run(args: &TuneArgs) -> Result<()> {
     let adapter = fashion_mixer_model::wgpu_adapter()?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        project_root()
+            .join("crates/model/tuning")
+            .join(format!("{}.bundle", adapter_slug(&adapter)))
+    });
+    prepare_output(&out)?;
     println!("tuning wgpu's kernels on {adapter}");
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,7 +88,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let environment = format!("tune-wgpu-{stamp}");
     let cache = fashion_mixer_model::kernel_cache_file(&environment);
     let scratch = std::env::temp_dir().join(&environment);
-    let result = tune(&adapter, &environment, &cache, &scratch, args);
+    let result = tune(&adapter, &environment, &cache, &scratch, &out);
     // The scratch runs and the cache they tuned into are only the bundle's source.
     let _ = std::fs::remove_dir_all(&scratch);
     for suffix in ["", "-wal", "-tshm", "-shm"] {
@@ -92,39 +99,28 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     result
 }
 
-fn tune(
-    adapter: &str,
-    environment: &str,
-    cache: &Path,
-    scratch: &Path,
-    args: &TuneArgs,
-) -> Result<()> {
+fn tune(adapter: &str, environment: &str, cache: &Path, scratch: &Path, out: &Path) -> Result<()> {
     let data = scratch.join("data");
     synthetic::write_idx_dir(&data, TRAIN_ITEMS, TEST_ITEMS)?;
     let exe = std::env::current_exe().map_err(|e| anyhow!("cannot find this program: {e}"))?;
     for run in workloads(&data, scratch) {
         println!("  {}", run[..5].join(" "));
-        let out = Command::new(&exe)
+        let output = Command::new(&exe)
             .args(&run)
             // A fresh environment, tuned here, not imported.
             .env("CUBECL_ENVIRONMENT", environment)
             .env(TUNING_BUNDLE_VAR, "off")
             .output()
             .map_err(|e| anyhow!("cannot start {}: {e}", exe.display()))?;
-        if !out.status.success() {
+        if !output.status.success() {
             return Err(anyhow!(
                 "`cargo xtask {}` failed: {}",
                 run.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
     }
-    let out = args.out.clone().unwrap_or_else(|| {
-        project_root()
-            .join("crates/model/tuning")
-            .join(format!("{}.bundle", adapter_slug(adapter)))
-    });
-    let shapes = tuning::export(cache, adapter, &out)?;
+    let shapes = tuning::export(cache, adapter, out)?;
     println!("wrote {} ({shapes} tuned shapes)", out.display());
     Ok(())
 }

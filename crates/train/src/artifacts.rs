@@ -257,18 +257,8 @@ pub(crate) fn checkpoint_file(kind: &str, epoch: usize) -> String {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed, then
 /// renamed over `path`. A crash at any moment leaves the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    // Errors name `path`, never the temporary file (tempfile adds its name to its errors).
     let fail = |e: std::io::Error| TrainError::io(path, os_error(e));
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX);
-    // A file as any other program makes it (rw for all, less the umask), not tempfile's 0600.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
+    let mut tmp = temp_beside(path)?;
     let file = tmp.as_file_mut();
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
@@ -277,7 +267,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// The operating system's error inside `e`, without the path that tempfile wraps around it.
+/// Makes `path`'s folder and checks that [`write_atomic`] can write `path` there (a temporary
+/// file is made beside it and removed): for commands that write their result after minutes of
+/// work, so that a bad `--out` fails before the work, not after it.
+pub fn prepare_output(path: &Path) -> Result<(), TrainError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            // A file on the way (`notes.txt/bench.json`): the system says "File exists".
+            match dir.ancestors().find(|a| a.is_file()) {
+                Some(file) => TrainError::io(
+                    file,
+                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
+                ),
+                None => TrainError::io(dir, e),
+            }
+        })?;
+    }
+    temp_beside(path).map(drop)
+}
+
+/// A new temporary file in `path`'s folder, as any other program makes a file (rw for all,
+/// less the umask; not tempfile's 0600); removed when dropped unless persisted.
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, TrainError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    // Errors name `path`, never the temporary file.
+    builder
+        .tempfile_in(dir)
+        .map_err(|e| TrainError::io(path, os_error(e)))
+}
+
+/// The operating system's error inside `e`, without the temporary file's path that tempfile
+/// adds to its errors (`... at path "/dir/.tmp-x"`).
 fn os_error(e: std::io::Error) -> std::io::Error {
     if e.raw_os_error().is_some() {
         return e;
@@ -287,8 +314,11 @@ fn os_error(e: std::io::Error) -> std::io::Error {
         .and_then(|inner| inner.source())
         .and_then(|source| source.downcast_ref::<std::io::Error>())
         .and_then(std::io::Error::raw_os_error);
-    match code {
-        Some(code) => std::io::Error::from_raw_os_error(code),
+    if let Some(code) = code {
+        return std::io::Error::from_raw_os_error(code);
+    }
+    match e.to_string().split_once(" at path ") {
+        Some((cause, _)) => std::io::Error::new(e.kind(), cause.to_string()),
         None => e,
     }
 }
@@ -400,6 +430,44 @@ mod tests {
         std::fs::write(&plain, b"x").unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&atomic), mode(&plain));
+    }
+
+    #[test]
+    fn prepare_output_makes_the_folder_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a/b/bench.json");
+        prepare_output(&out).unwrap();
+        assert!(out.parent().unwrap().is_dir());
+        assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 0);
+        write_atomic(&out, b"x").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"x");
+    }
+
+    /// `/proc` refuses new files to everyone, root included: the error names the file asked
+    /// for and the system's reason, never the temporary file tried.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_folder_that_refuses_files_is_named_with_the_file() {
+        let out = Path::new("/proc/fashion-mixer-bench.json");
+        for e in [prepare_output(out), write_atomic(out, b"x")] {
+            let message = e.unwrap_err().to_string();
+            assert!(
+                message.starts_with("/proc/fashion-mixer-bench.json: "),
+                "{message}"
+            );
+            assert!(message.contains("os error"), "{message}");
+            assert!(!message.contains(TEMP_PREFIX), "{message}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let message = prepare_output(&file.join("out.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("{}: ", file.display())),
+            "{message}"
+        );
     }
 
     #[test]
