@@ -24,18 +24,16 @@ fn smoke_run_on_real_data() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    // A server's environment: no desktop session, no display.
     for name in [
         "XDG_RUNTIME_DIR",
         "WAYLAND_DISPLAY",
-        "WAYLAND_SOCKET",
         "DISPLAY",
-        "DRI_PRIME",
-        "MESA_VK_DEVICE_SELECT",
         "NODEVICE_SELECT",
-        "FASHION_MNIST_DIR",
     ] {
         command.env_remove(name);
     }
+    command.env_remove("FASHION_MNIST_DIR");
     command.args([
         "train",
         "--backend",
