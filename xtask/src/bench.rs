@@ -10,6 +10,7 @@ use fashion_mixer_train::bench::{BenchOptions, bench};
 use fashion_mixer_train::training::load_splits;
 
 use crate::data::DataDirArg;
+use crate::flags::at_least_one;
 use crate::project_root;
 use crate::train::BaseConfigArgs;
 
@@ -24,10 +25,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Timed training steps per repetition
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     pub steps: usize,
     /// Repetitions (the median is reported)
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     pub repeats: usize,
     /// Where to write the report [default: artifacts/bench.json]
     #[arg(long, value_name = "PATH")]

@@ -1,6 +1,7 @@
 //! Flags that override fields of a configuration: each flag is named after its field, and the
 //! flags given, serialised, are JSON laid over the configuration (the same merge `--config`
 //! uses, which refuses a name that is not a field). One list of flags, no per-field code.
+//! Numbers that JSON cannot hold, or counts that cannot be 0, are refused as the flag is read.
 
 use anyhow::{Result, anyhow};
 use fashion_mixer_train::TrainingConfig;
@@ -31,6 +32,16 @@ pub fn finite(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(value) if value.is_finite() => Ok(value),
         Ok(_) => Err("not a finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A count that must be at least 1 (`bench --steps`, `serve --threads`, ...): 0 is refused as
+/// the flag is read, not quietly taken as 1.
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -67,5 +78,12 @@ mod tests {
             assert_eq!(finite(text), Err("not a finite number".into()), "{text}");
         }
         assert!(finite("fast").is_err());
+    }
+
+    #[test]
+    fn counts_start_at_one() {
+        assert_eq!(at_least_one("1"), Ok(1));
+        assert_eq!(at_least_one("0"), Err("must be at least 1".into()));
+        assert!(at_least_one("-1").is_err());
     }
 }

@@ -13,6 +13,8 @@ use fashion_mixer_train::inference::load_model;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::flags::at_least_one;
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// The run's folder [default: artifacts/pretrained, the shipped model]
@@ -29,10 +31,10 @@ pub struct ServeArgs {
     pub backend: Option<Backend>,
     /// Most images in one forward pass: requests that queue while the model is busy share
     /// one; 1 runs every request on its own
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = at_least_one)]
     pub max_batch: usize,
     /// Threads reading and answering requests (each holds one connection at a time)
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
     pub threads: usize,
 }
 
@@ -85,7 +87,7 @@ pub struct BenchServeArgs {
     )]
     pub image: PathBuf,
     /// Requests per number of clients
-    #[arg(long, default_value_t = 640)]
+    #[arg(long, default_value_t = 640, value_parser = at_least_one)]
     pub requests: usize,
     /// Where to write the report [default: artifacts/bench-serve.json]
     #[arg(long, value_name = "PATH")]

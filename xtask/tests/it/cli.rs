@@ -47,6 +47,25 @@ fn model_rejects_a_patch_size_that_does_not_divide_28() {
     assert_user_error(&out, &["patch size 5 does not divide the image side 28"]);
 }
 
+/// A count of 0 is refused as the flag is read (clap's usage error), never quietly taken as 1.
+#[test]
+fn counts_of_zero_are_refused() {
+    for args in [
+        ["bench", "--steps", "0"],
+        ["bench", "--repeats", "0"],
+        ["serve", "--threads", "0"],
+        ["serve", "--max-batch", "0"],
+        ["bench-serve", "--requests", "0"],
+    ] {
+        let out = xtask(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let expected = format!("invalid value '0' for '{} ", args[1]);
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("must be at least 1"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn data_info_counts_items_per_class() {
     let dir = tempfile::tempdir().unwrap();
