@@ -119,6 +119,12 @@ fn apply(
     file: &Path,
     bytes: Vec<u8>,
 ) -> Result<(), TrainError> {
+    if let Some((name, count)) = non_finite(&bytes) {
+        return Err(bad(
+            file,
+            format!("tensor {name} holds {count} NaN or infinite values"),
+        ));
+    }
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
@@ -137,7 +143,8 @@ fn apply(
         return Err(bad(
             file,
             format!(
-                "tensor {name} is missing (the model of this configuration has {} tensors)",
+                "tensor {} is missing (the model of this configuration has {} tensors)",
+                torch_name(name),
                 result.applied.len() + result.missing.len()
             ),
         ));
@@ -149,6 +156,51 @@ fn apply(
         ));
     }
     Ok(())
+}
+
+/// The name the file gives the model's tensor `path` (PyTorch's): LayerNorm's `gamma` and
+/// `beta` are its `weight` and `bias` there; every other name is the same.
+fn torch_name(path: &str) -> String {
+    for (burn, torch) in [(".gamma", ".weight"), (".beta", ".bias")] {
+        if let Some(module) = path.strip_suffix(burn) {
+            return format!("{module}{torch}");
+        }
+    }
+    path.to_string()
+}
+
+/// The first floating-point tensor of the safetensors file `bytes` that holds NaN or infinite
+/// values, and how many it holds (a model with them predicts nothing). `None` for a file that
+/// does not parse: loading it says why.
+fn non_finite(bytes: &[u8]) -> Option<(String, usize)> {
+    use safetensors::Dtype;
+    let tensors = safetensors::SafeTensors::deserialize(bytes).ok()?;
+    let mut names = tensors.names();
+    names.sort();
+    names.into_iter().find_map(|name| {
+        let view = tensors.tensor(name).ok()?;
+        let data = view.data();
+        // An exponent of all ones is infinity or NaN, in every IEEE format; values are
+        // little-endian.
+        let exponent_all_ones = |width: usize, exponent: u64| {
+            data.chunks_exact(width)
+                .map(|b| {
+                    b.iter()
+                        .rev()
+                        .fold(0u64, |bits, &byte| bits << 8 | u64::from(byte))
+                })
+                .filter(|bits| bits & exponent == exponent)
+                .count()
+        };
+        let count = match view.dtype() {
+            Dtype::F64 => exponent_all_ones(8, 0x7ff0_0000_0000_0000),
+            Dtype::F32 => exponent_all_ones(4, 0x7f80_0000),
+            Dtype::F16 => exponent_all_ones(2, 0x7c00),
+            Dtype::BF16 => exponent_all_ones(2, 0x7f80),
+            _ => 0,
+        };
+        (count > 0).then(|| (name.to_string(), count))
+    })
 }
 
 /// One tensor that does not fit, in PyTorch's layout (the file's).
@@ -167,7 +219,8 @@ fn describe(error: &ApplyError) -> String {
             expected,
             found,
         } => format!(
-            "tensor {path} has shape {:?}; the model of this configuration needs {:?}",
+            "tensor {} has shape {:?}; the model of this configuration needs {:?}",
+            torch_name(path),
             torch(found),
             torch(expected)
         ),
@@ -175,9 +228,12 @@ fn describe(error: &ApplyError) -> String {
             path,
             expected,
             found,
-        } => format!("tensor {path} is {found:?}; the model needs {expected:?}"),
+        } => format!(
+            "tensor {} is {found:?}; the model needs {expected:?}",
+            torch_name(path)
+        ),
         ApplyError::AdapterError { path, message } | ApplyError::LoadError { path, message } => {
-            format!("tensor {path}: {message}")
+            format!("tensor {}: {message}", torch_name(path))
         }
     }
 }
@@ -229,4 +285,73 @@ pub fn import(
 /// `model.safetensors` in `run`: where `export` writes by default.
 pub fn default_export_path(run: &RunDir) -> PathBuf {
     run.root().join("model.safetensors")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_norm_parameters_take_pytorch_names() {
+        assert_eq!(torch_name("blocks.0.norm1.gamma"), "blocks.0.norm1.weight");
+        assert_eq!(torch_name("norm.beta"), "norm.bias");
+        assert_eq!(torch_name("head.weight"), "head.weight");
+    }
+
+    /// NaN and both infinities are found in every floating-point format a file may hold;
+    /// the largest finite values are not.
+    #[test]
+    fn non_finite_values_are_counted_in_every_float_format() {
+        use safetensors::{Dtype, tensor::TensorView};
+        let file = |dtype: Dtype, data: Vec<u8>, width: usize| {
+            let count = data.len() / width;
+            let view = TensorView::new(dtype, vec![count], &data).unwrap();
+            let bytes = safetensors::serialize([("t", view)], None).unwrap();
+            non_finite(&bytes)
+        };
+        let f64s = [f64::MAX, f64::NAN, 1.0, f64::NEG_INFINITY];
+        let f32s = [f32::MAX, f32::NAN, 1.0, f32::INFINITY];
+        // The largest finite value, NaN, 1.0, -infinity: f16 then bf16.
+        let f16s: [u16; 4] = [0x7bff, 0x7e00, 0x3c00, 0xfc00];
+        let bf16s: [u16; 4] = [0x7f7f, 0x7fc0, 0x3f80, 0xff80];
+        let two = Some(("t".to_string(), 2));
+        assert_eq!(
+            file(
+                Dtype::F64,
+                f64s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                8
+            ),
+            two
+        );
+        assert_eq!(
+            file(
+                Dtype::F32,
+                f32s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                4
+            ),
+            two
+        );
+        assert_eq!(
+            file(
+                Dtype::F16,
+                f16s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                2
+            ),
+            two
+        );
+        assert_eq!(
+            file(
+                Dtype::BF16,
+                bf16s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                2
+            ),
+            two
+        );
+        let finite: Vec<u8> = [f32::MAX, f32::MIN, 0.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(file(Dtype::F32, finite, 4), None);
+        assert_eq!(non_finite(b"not a safetensors file"), None);
+    }
 }

@@ -192,8 +192,9 @@ fn rewrite(source: &Path, dest: &Path, edit: impl FnOnce(&mut Vec<Entry>)) {
     std::fs::write(dest, out).unwrap();
 }
 
-/// A missing, an extra and a misshapen tensor, a file that is not safetensors, and a file
-/// without metadata or --config: each one line naming the problem, exit 2, no folder written.
+/// A missing, an extra and a misshapen tensor, one holding NaN, a file that is not safetensors,
+/// and a file without metadata or --config: each one line naming the problem, exit 2, no folder
+/// written.
 #[test]
 fn import_refuses_bad_files_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -205,6 +206,15 @@ fn import_refuses_bad_files_and_writes_nothing() {
     };
     let missing = case("missing", &|list| {
         list.retain(|(n, _, _)| n != "blocks.1.w3.bias");
+    });
+    // Named as in the file (PyTorch's `bias`), not as in Burn's LayerNorm (`beta`).
+    let missing_norm = case("missing-norm", &|list| {
+        list.retain(|(n, _, _)| n != "blocks.0.norm1.bias");
+    });
+    let not_finite = case("not-finite", &|list| {
+        let head = list.iter_mut().find(|(n, _, _)| n == "head.bias").unwrap();
+        head.2[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        head.2[8..12].copy_from_slice(&f32::INFINITY.to_le_bytes());
     });
     let extra = case("extra", &|list| {
         list.push(("blocks.9.w1.weight".into(), vec![2], vec![0; 8]));
@@ -225,6 +235,11 @@ fn import_refuses_bad_files_and_writes_nothing() {
 
     for (path, needles) in [
         (&missing, vec!["blocks.1.w3.bias", "missing"]),
+        (&missing_norm, vec!["tensor blocks.0.norm1.bias is missing"]),
+        (
+            &not_finite,
+            vec!["tensor head.bias holds 2 NaN or infinite values"],
+        ),
         (&extra, vec!["blocks.9.w1.weight", "not part of the model"]),
         (&misshapen, vec!["head.weight"]),
         (
