@@ -309,44 +309,24 @@ mod tests {
             let bytes = safetensors::serialize([("t", view)], None).unwrap();
             non_finite(&bytes)
         };
-        let f64s = [f64::MAX, f64::NAN, 1.0, f64::NEG_INFINITY];
-        let f32s = [f32::MAX, f32::NAN, 1.0, f32::INFINITY];
-        // The largest finite value, NaN, 1.0, -infinity: f16 then bf16.
-        let f16s: [u16; 4] = [0x7bff, 0x7e00, 0x3c00, 0xfc00];
-        let bf16s: [u16; 4] = [0x7f7f, 0x7fc0, 0x3f80, 0xff80];
-        let two = Some(("t".to_string(), 2));
-        assert_eq!(
-            file(
-                Dtype::F64,
-                f64s.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                8
-            ),
-            two
-        );
-        assert_eq!(
-            file(
-                Dtype::F32,
-                f32s.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                4
-            ),
-            two
-        );
-        assert_eq!(
-            file(
-                Dtype::F16,
-                f16s.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                2
-            ),
-            two
-        );
-        assert_eq!(
-            file(
-                Dtype::BF16,
-                bf16s.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                2
-            ),
-            two
-        );
+        let bytes = |values: &[u64], width: usize| -> Vec<u8> {
+            values
+                .iter()
+                .flat_map(|v| v.to_le_bytes()[..width].to_vec())
+                .collect()
+        };
+        // Each: the largest finite value, NaN, 1.0, -infinity.
+        let f64s = [f64::MAX, f64::NAN, 1.0, f64::NEG_INFINITY].map(f64::to_bits);
+        let f32s = [f32::MAX, f32::NAN, 1.0, f32::NEG_INFINITY].map(|v| u64::from(v.to_bits()));
+        for (dtype, values, width) in [
+            (Dtype::F64, f64s, 8),
+            (Dtype::F32, f32s, 4),
+            (Dtype::F16, [0x7bff, 0x7e00, 0x3c00, 0xfc00], 2),
+            (Dtype::BF16, [0x7f7f, 0x7fc0, 0x3f80, 0xff80], 2),
+        ] {
+            let found = file(dtype, bytes(&values, width), width);
+            assert_eq!(found, Some(("t".to_string(), 2)), "{dtype:?}");
+        }
         let finite: Vec<u8> = [f32::MAX, f32::MIN, 0.0]
             .iter()
             .flat_map(|v| v.to_le_bytes())
