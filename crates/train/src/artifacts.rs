@@ -150,6 +150,36 @@ impl RunDir {
         std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))
     }
 
+    /// Checks that a fresh run can start here: the folder is missing, empty, or holds only
+    /// what a run's start leaves before its `config.json` (the lock, temporary files). A run
+    /// is [`TrainError::RunExists`]; anything else is [`TrainError::NotEmpty`], since a run's
+    /// files (`report.md`, `metrics.csv`, ...) would overwrite files of the same name.
+    pub fn check_fresh(&self) -> Result<(), TrainError> {
+        if self.config().exists() {
+            return Err(TrainError::RunExists(self.root.clone()));
+        }
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(()); // missing, or not a folder: `create` says so
+        };
+        let mut others: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != ".lock" && !name.starts_with(TEMP_PREFIX))
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        others.sort();
+        let mut held = others[..others.len().min(3)].join(", ");
+        if others.len() > 3 {
+            held += &format!(" and {} more", others.len() - 3);
+        }
+        Err(TrainError::NotEmpty {
+            path: self.root.clone(),
+            held,
+        })
+    }
+
     /// Deletes the temporary files (`.tmp-*`) that a process killed in the middle of
     /// [`write_atomic`] left behind; the files they were to replace are intact. Returns how
     /// many were removed.
@@ -430,6 +460,29 @@ mod tests {
         std::fs::write(&plain, b"x").unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&atomic), mode(&plain));
+    }
+
+    /// A fresh run starts in a missing or empty folder, or one holding only what a start
+    /// leaves before `config.json`; never over a run, nor over other files.
+    #[test]
+    fn a_fresh_run_starts_only_where_it_overwrites_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        run.check_fresh().unwrap();
+        run.create().unwrap();
+        std::fs::write(run.lock_file(), b"").unwrap();
+        std::fs::write(run.root().join(".tmp-x"), b"").unwrap();
+        run.check_fresh().unwrap();
+        for name in ["report.md", "notes", "a", "b"] {
+            std::fs::write(run.root().join(name), b"mine").unwrap();
+        }
+        let message = run.check_fresh().unwrap_err().to_string();
+        assert!(
+            message.contains("not empty and not a run (holds a, b, notes and 1 more)"),
+            "{message}"
+        );
+        std::fs::write(run.config(), b"{}").unwrap();
+        assert!(matches!(run.check_fresh(), Err(TrainError::RunExists(_))));
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub enum TrainError {
     /// A fresh run would overwrite an earlier one.
     #[error("{}: already holds a run (config.json); pass --resume to continue it or choose another --artifacts", .0.display())]
     RunExists(PathBuf),
+    /// A fresh run in a folder that holds other files, which the run's would overwrite.
+    #[error("{}: not empty and not a run (holds {held}); a run's files would overwrite files there: choose a new or empty --artifacts folder", path.display())]
+    NotEmpty {
+        /// The folder.
+        path: PathBuf,
+        /// What it holds, in words: the first few names and how many more.
+        held: String,
+    },
     /// `--resume` in a folder without a run.
     #[error("{}: nothing to resume: {reason}", path.display())]
     NothingToResume {

@@ -267,9 +267,7 @@ pub fn import(
     config: Option<TrainingConfig>,
     run: &RunDir,
 ) -> Result<TrainingConfig, TrainError> {
-    if run.config().exists() {
-        return Err(TrainError::RunExists(run.root().to_path_buf()));
-    }
+    run.check_fresh()?;
     let (config, model) = read(file, config, &Device::flex())?;
     let bytes = model
         .into_record()
@@ -277,6 +275,7 @@ pub fn import(
         .map_err(|e| bad(file, e.to_string()))?;
     run.create()?;
     let _lock = run.lock()?;
+    run.check_fresh()?; // another process may have started a run here meanwhile
     save_config(run, &config)?;
     write_atomic(&run.model(), &bytes)?;
     Ok(config)

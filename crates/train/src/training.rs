@@ -111,9 +111,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         (config, checkpoint)
     } else {
         config.validate()?;
-        if run.config().exists() {
-            return Err(TrainError::RunExists(run.root().to_path_buf()));
-        }
+        run.check_fresh()?;
         (config, None)
     };
     let first_epoch = checkpoint.unwrap_or(0) + 1;
@@ -131,9 +129,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         run.create()?;
         lock = Some(run.lock()?);
         // Another process may have started a run here since the check above.
-        if run.config().exists() {
-            return Err(TrainError::RunExists(run.root().to_path_buf()));
-        }
+        run.check_fresh()?;
         save_config(run, &config)?;
     }
     let _lock = lock;

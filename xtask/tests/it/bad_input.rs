@@ -283,6 +283,9 @@ fn bad_settings_and_unusable_artifacts_dirs() {
     let run = tmp.path().join("run");
     let run_s = run.to_str().unwrap();
     let unwritable = unwritable_dir(tmp.path());
+    let not_a_run = tmp.path().join("notes");
+    std::fs::create_dir(&not_a_run).unwrap();
+    std::fs::write(not_a_run.join("report.md"), "mine").unwrap();
     let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
         (
             vec!["--batch-size", "0", "--artifacts", run_s],
@@ -307,6 +310,13 @@ fn bad_settings_and_unusable_artifacts_dirs() {
         (
             vec!["--artifacts", unwritable.to_str().unwrap()],
             vec![unwritable.display().to_string()],
+        ),
+        (
+            vec!["--artifacts", not_a_run.to_str().unwrap()],
+            vec![
+                not_a_run.display().to_string(),
+                "not empty and not a run (holds report.md)".into(),
+            ],
         ),
     ];
     for (flags, needles) in cases {
@@ -344,6 +354,9 @@ fn bad_settings_and_unusable_artifacts_dirs() {
     }
     assert!(!run.exists());
     assert_eq!(std::fs::read(&a_file).unwrap(), b"x");
+    let left: Vec<_> = std::fs::read_dir(&not_a_run).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(std::fs::read(not_a_run.join("report.md")).unwrap(), b"mine");
 }
 
 /// A path where the artifacts folder cannot be created: under a read-only folder, or (where
