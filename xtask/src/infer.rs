@@ -30,7 +30,13 @@ pub struct InferArgs {
     pub backend: Option<Backend>,
     /// Test-set items to predict: `--index 0 1 2`, `--index 0,1,2` or `--index 0 --index 1`
     /// (image files go before it, or after `--`)
-    #[arg(long = "index", value_name = "N", num_args = 1.., value_delimiter = ',')]
+    #[arg(
+        long = "index",
+        value_name = "N",
+        num_args = 1..,
+        value_delimiter = ',',
+        value_parser = test_index
+    )]
     pub indices: Vec<usize>,
     /// Image files (PNG or JPEG, any size or colour; each classified in both left-right
     /// orientations, the probabilities averaged)
@@ -48,6 +54,13 @@ struct Input {
     source: String,
     pixels: [u8; IMAGE_PIXELS],
     label: Option<u8>,
+}
+
+/// A test-set index; anything else after `--index` is most likely an image file put after it.
+fn test_index(text: &str) -> Result<usize, String> {
+    text.parse().map_err(|_| {
+        "not a test-set index (an image file goes before --index, or after `--`)".to_string()
+    })
 }
 
 pub fn run(args: &InferArgs) -> Result<()> {

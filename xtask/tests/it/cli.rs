@@ -66,6 +66,18 @@ fn counts_of_zero_are_refused() {
     }
 }
 
+/// `--index` takes several values, so an image named after it is read as one: the error says
+/// where image files go.
+#[test]
+fn an_image_after_index_is_pointed_before_it() {
+    let out = xtask(&["infer", "--index", "0", "shirt.png"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let expected = "invalid value 'shirt.png' for '--index <N>...': not a test-set index \
+        (an image file goes before --index, or after `--`)";
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
 #[test]
 fn data_info_counts_items_per_class() {
     let dir = tempfile::tempdir().unwrap();
