@@ -229,11 +229,35 @@ impl TrainingConfig {
     }
 
     /// This configuration with the fields `text` (JSON, possibly partial) names replaced.
+    /// An error names the field (`model.dim: invalid type: ...`).
     pub fn merged_with_json(&self, text: &str) -> Result<Self, String> {
         let given: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let mut merged = serde_json::to_value(self).map_err(|e| e.to_string())?;
-        merge(&mut merged, given, "")?;
-        serde_json::from_value(merged).map_err(|e| e.to_string())
+        if !given.is_object() {
+            return Err(format!(
+                "expected a JSON object of fields, e.g. {{\"epochs\": 5}}, found {}",
+                json_kind(&given)
+            ));
+        }
+        let base = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let mut merged = base.clone();
+        let mut leaves = Vec::new();
+        merge(&mut merged, given, "", &mut leaves)?;
+        serde_json::from_value(merged).map_err(|e| {
+            // serde's error names no field: the culprit is the given value that does not fit
+            // when it alone is laid over this configuration.
+            let message = plain_serde_error(&e.to_string());
+            let culprit = leaves.into_iter().find(|(_, pointer, value)| {
+                let mut one = base.clone();
+                if let Some(slot) = one.pointer_mut(pointer) {
+                    *slot = value.clone();
+                }
+                serde_json::from_value::<Self>(one).is_err()
+            });
+            match culprit {
+                Some((field, _, _)) => format!("{field}: {message}"),
+                None => message,
+            }
+        })
     }
 
     /// Checks every field; the first problem found is the error.
@@ -346,22 +370,57 @@ impl TrainingConfig {
 }
 
 /// Overwrites `base` with `given`, key by key in objects; keys `base` lacks are errors.
-fn merge(base: &mut serde_json::Value, given: serde_json::Value, path: &str) -> Result<(), String> {
+/// Lays `given` over `base`, field by field (`path`: the dotted name of `base` so far, with a
+/// trailing dot). Each value that replaces one of `base`'s is pushed onto `leaves` with its
+/// dotted name and JSON pointer.
+fn merge(
+    base: &mut serde_json::Value,
+    given: serde_json::Value,
+    path: &str,
+    leaves: &mut Vec<(String, String, serde_json::Value)>,
+) -> Result<(), String> {
     match (base, given) {
         (serde_json::Value::Object(base), serde_json::Value::Object(given)) => {
             for (key, value) in given {
                 let field = format!("{path}{key}");
                 match base.get_mut(&key) {
-                    Some(slot) => merge(slot, value, &format!("{field}."))?,
+                    Some(slot) => merge(slot, value, &format!("{field}."), leaves)?,
                     None => return Err(format!("unknown field `{field}`")),
                 }
             }
             Ok(())
         }
         (slot, value) => {
+            let field = path.trim_end_matches('.').to_string();
+            let pointer = format!("/{}", field.replace('.', "/"));
+            leaves.push((field, pointer, value.clone()));
             *slot = value;
             Ok(())
         }
+    }
+}
+
+/// What a JSON value is, in words.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// serde's message without the names of the derive's helper types (`expected struct
+/// ModelConfigSerde` becomes `expected an object of fields`).
+fn plain_serde_error(message: &str) -> String {
+    match message.split_once("expected struct ") {
+        Some((head, tail)) => {
+            let rest = tail.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_');
+            format!("{head}expected an object of fields{rest}")
+        }
+        None => message.to_string(),
     }
 }
 
@@ -387,9 +446,27 @@ mod tests {
         let err = TrainingConfig::from_partial_json(r#"{"model": {"dept": 4}}"#).unwrap_err();
         assert_eq!(err, "unknown field `model.dept`");
         let err = TrainingConfig::from_partial_json(r#"{"epochs": "x"}"#).unwrap_err();
-        assert!(err.contains("invalid type"), "{err}");
+        assert!(err.starts_with("epochs: invalid type"), "{err}");
         let err = TrainingConfig::from_partial_json(r#"{"optimizer": "rmsprop"}"#).unwrap_err();
-        assert!(err.contains("unknown variant"), "{err}");
+        assert!(err.starts_with("optimizer: unknown variant"), "{err}");
+        // The field is named at any depth, and among fields that fit.
+        let err =
+            TrainingConfig::from_partial_json(r#"{"epochs": 3, "model": {"depth": 2, "dim": -1}}"#)
+                .unwrap_err();
+        assert_eq!(
+            err,
+            "model.dim: invalid value: integer `-1`, expected usize"
+        );
+        let err = TrainingConfig::from_partial_json(r#"{"model": 3}"#).unwrap_err();
+        assert_eq!(
+            err,
+            "model: invalid type: integer `3`, expected an object of fields"
+        );
+        let err = TrainingConfig::from_partial_json("[1, 2]").unwrap_err();
+        assert_eq!(
+            err,
+            r#"expected a JSON object of fields, e.g. {"epochs": 5}, found an array"#
+        );
     }
 
     #[test]

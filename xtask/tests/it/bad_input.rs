@@ -214,7 +214,7 @@ fn broken_config_json() {
     assert_run_error(
         "config field of the wrong type",
         run.root(),
-        &["config.json", "invalid type"],
+        &["config.json", "epochs: invalid type"],
     );
     // A misspelt field is an error, not silently the default (missing fields are defaults:
     // runs saved before a field existed keep loading).
