@@ -100,7 +100,9 @@ enum Command {
 /// XDG_RUNTIME_DIR is invalid or not set in the environment.` three or four times each time
 /// wgpu starts, though nothing failed. With no session and no display to choose by, the layer is
 /// turned off through its own switch (`NODEVICE_SELECT=1`), unless something asks it to choose
-/// (`$DRI_PRIME`, `$MESA_VK_DEVICE_SELECT`) or `$NODEVICE_SELECT` is set already.
+/// (`$DRI_PRIME`, `$MESA_VK_DEVICE_SELECT`) or `$NODEVICE_SELECT` is set already. The adapter
+/// does not depend on the layer's order: wgpu asks for high performance, which ranks a discrete
+/// GPU first and a CPU driver (lavapipe) last whatever order the drivers come in.
 #[allow(unsafe_code)]
 fn set_environment() {
     let unset = |name: &str| std::env::var_os(name).is_none();
