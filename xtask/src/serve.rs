@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
 use fashion_mixer_serve::load::drive;
-use fashion_mixer_serve::{AppState, Predictor, Server, model_info};
+use fashion_mixer_serve::{AppState, Predictor, Server, model_info, page_gaps};
 use fashion_mixer_train::RunDir;
 use fashion_mixer_train::inference::load_model;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -64,6 +64,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             stopper.stop();
         }
     });
+    for gap in page_gaps(&run) {
+        eprintln!("warning: {gap}");
+    }
     println!(
         "serving {} on http://{} (Ctrl-C stops)",
         run.root().display(),

@@ -56,6 +56,27 @@ pub fn model_info(run: &RunDir, loaded: &LoadedModel) -> Value {
     })
 }
 
+/// What the page will lack for the run in `run`, and why, in one line each: a `metrics.csv`
+/// that does not read (no curves), an `eval.json` that is missing, unreadable or of another
+/// record (no accuracy). A run without `metrics.csv` (an imported one) lacks nothing it had.
+pub fn page_gaps(run: &RunDir) -> Vec<String> {
+    let mut gaps = Vec::new();
+    if run.metrics().exists()
+        && let Err(e) = fashion_mixer_train::metrics::read_metrics(&run.metrics())
+    {
+        gaps.push(format!("{e}; the page shows no curves"));
+    }
+    if fashion_mixer_train::training::current_evaluation(run).is_none() {
+        gaps.push(format!(
+            "{}: missing, unreadable or not of this record; the page shows no accuracy \
+             (`cargo xtask eval --artifacts {}` writes it)",
+            run.eval().display(),
+            run.root().display()
+        ));
+    }
+    gaps
+}
+
 /// An HTTP answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {

@@ -18,6 +18,6 @@ mod multipart;
 mod predictor;
 mod server;
 
-pub use api::{AppState, MAX_BODY_BYTES, model_info};
+pub use api::{AppState, MAX_BODY_BYTES, model_info, page_gaps};
 pub use predictor::{Predictor, PredictorGone};
 pub use server::{ServeError, Server, Stopper};

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use fashion_mixer_data::picture::decode_image;
-use fashion_mixer_serve::{AppState, MAX_BODY_BYTES, Predictor, Server, Stopper, model_info};
+use fashion_mixer_serve::{
+    AppState, MAX_BODY_BYTES, Predictor, Server, Stopper, model_info, page_gaps,
+};
 use fashion_mixer_train::RunDir;
 use fashion_mixer_train::inference::load_model;
 use serde_json::Value;
@@ -415,4 +417,32 @@ fn the_page_in_a_real_browser() {
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     eprintln!("screenshot of the page: {}", screenshot.display());
+}
+
+/// What the page will lack is said before serving: nothing for the shipped run; for a copy
+/// whose `metrics.csv` has a bad row and whose `eval.json` is not JSON, one line naming each.
+#[test]
+fn what_the_page_lacks_is_named() {
+    let shipped = RunDir::new(root().join("artifacts/pretrained"));
+    assert_eq!(page_gaps(&shipped), Vec::<String>::new());
+    let tmp = tempfile::tempdir().unwrap();
+    let run = RunDir::new(tmp.path().join("run"));
+    std::fs::create_dir(run.root()).unwrap();
+    for entry in std::fs::read_dir(shipped.root()).unwrap().flatten() {
+        std::fs::copy(entry.path(), run.root().join(entry.file_name())).unwrap();
+    }
+    assert_eq!(page_gaps(&run), Vec::<String>::new());
+    let mut metrics = std::fs::read_to_string(run.metrics()).unwrap();
+    metrics.push_str("junk\n");
+    std::fs::write(run.metrics(), metrics).unwrap();
+    std::fs::write(run.eval(), "{broken").unwrap();
+    let gaps = page_gaps(&run);
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert!(gaps[0].contains("metrics.csv: bad row"), "{gaps:?}");
+    assert!(gaps[0].ends_with("the page shows no curves"), "{gaps:?}");
+    assert!(
+        gaps[1].contains("eval.json: missing, unreadable"),
+        "{gaps:?}"
+    );
+    assert!(gaps[1].contains("cargo xtask eval --artifacts"), "{gaps:?}");
 }
