@@ -369,10 +369,9 @@ impl TrainingConfig {
     }
 }
 
-/// Overwrites `base` with `given`, key by key in objects; keys `base` lacks are errors.
-/// Lays `given` over `base`, field by field (`path`: the dotted name of `base` so far, with a
-/// trailing dot). Each value that replaces one of `base`'s is pushed onto `leaves` with its
-/// dotted name and JSON pointer.
+/// Overwrites `base` with `given`, key by key in objects; keys `base` lacks are errors (`path`:
+/// the dotted name of `base` so far, with a trailing dot). Each value that replaces one of
+/// `base`'s is pushed onto `leaves` with its dotted name and JSON pointer.
 fn merge(
     base: &mut serde_json::Value,
     given: serde_json::Value,
