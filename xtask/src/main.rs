@@ -98,7 +98,7 @@ enum Command {
 /// a program enables Wayland surfaces, as wgpu does. Where there is no session (a server, a
 /// container, CI: no `$XDG_RUNTIME_DIR`, no display), libwayland prints `error:
 /// XDG_RUNTIME_DIR is invalid or not set in the environment.` three or four times each time
-/// wgpu starts, though nothing failed. With no session and no display to choose by, the layer is
+/// wgpu starts, though nothing fails. With no session and no display to choose by, the layer is
 /// turned off through its own switch (`NODEVICE_SELECT=1`), unless something asks it to choose
 /// (`$DRI_PRIME`, `$MESA_VK_DEVICE_SELECT`) or `$NODEVICE_SELECT` is set already. The adapter
 /// does not depend on the layer's order: wgpu asks for high performance, which ranks a discrete
