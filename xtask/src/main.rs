@@ -102,7 +102,9 @@ enum Command {
 /// turned off through its own switch (`NODEVICE_SELECT=1`), unless something asks it to choose
 /// (`$DRI_PRIME`, `$MESA_VK_DEVICE_SELECT`) or `$NODEVICE_SELECT` is set already. The adapter
 /// does not depend on the layer's order: wgpu asks for high performance, which ranks a discrete
-/// GPU first and a CPU driver (lavapipe) last whatever order the drivers come in.
+/// GPU first and a CPU driver (lavapipe) last whatever order the drivers come in. Under Cargo
+/// (`cargo xtask`, the tests), `.cargo/config.toml` turns the layer off for every run; this
+/// covers the binary run on its own.
 #[allow(unsafe_code)]
 fn set_environment() {
     let unset = |name: &str| std::env::var_os(name).is_none();

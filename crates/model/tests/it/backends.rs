@@ -62,3 +62,46 @@ fn flex_ndarray_and_wgpu_agree() {
         assert!(worst < 1e-4, "{backend} differs from flex by {worst}");
     }
 }
+
+/// A wgpu start in a test prints nothing on a machine without a desktop session (a server, a
+/// container, CI). Mesa's Vulkan device-selection layer would ask the absent Wayland session for
+/// its GPU, and libwayland print `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment.` in passing tests; Cargo runs every test with the layer off
+/// (`.cargo/config.toml`). The test starts wgpu in a copy of this test process, as run by Cargo
+/// but with the session's variables removed, and reads what it prints.
+#[test]
+fn a_wgpu_start_prints_nothing_without_a_desktop_session() {
+    const CHILD: &str = "FASHION_MIXER_WGPU_START_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        if let Err(err) = Backend::Wgpu.device() {
+            eprintln!("no wgpu device: {err}");
+        }
+        return;
+    }
+    if let Err(err) = Backend::Wgpu.device() {
+        return fashion_mixer_data::testing::skip(&format!("no wgpu device: {err}"));
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "backends::a_wgpu_start_prints_nothing_without_a_desktop_session",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1");
+    for name in [
+        "XDG_RUNTIME_DIR",
+        "WAYLAND_DISPLAY",
+        "WAYLAND_SOCKET",
+        "DISPLAY",
+    ] {
+        child.env_remove(name);
+    }
+    let out = child.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("no wgpu device"), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+    assert!(stderr.trim().is_empty(), "the wgpu start printed: {stderr}");
+}
