@@ -2,6 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
@@ -11,7 +14,6 @@ use fashion_mixer_serve::{AppState, Predictor, Server, model_info, page_gaps};
 use fashion_mixer_train::RunDir;
 use fashion_mixer_train::inference::load_model;
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use crate::flags::at_least_one;
 
@@ -57,12 +59,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     };
     let server = Server::bind(args.addr, state, args.threads)?;
     let stopper = server.stopper();
-    let mut signals = Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    // A flag rather than signal-hook's iterator, which Windows lacks.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&signalled))
+            .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    }
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            stopper.stop();
+        while !signalled.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
         }
+        stopper.stop();
     });
     for gap in page_gaps(&run) {
         eprintln!("warning: {gap}");

@@ -79,6 +79,7 @@ impl Drop for StopOnSignals {
 }
 
 /// Turns the terminal's signal keys (ISIG) back on if raw mode turned them off.
+#[cfg(unix)]
 fn enable_terminal_signals() {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
@@ -89,3 +90,8 @@ fn enable_terminal_signals() {
         let _ = tcsetattr(&stdin, OptionalActions::Now, &modes);
     }
 }
+
+/// Windows' console has no signal-key switch to restore: in the dashboard's raw mode, Ctrl-C
+/// reaches it as a key, and its `q` then `s` stops the run.
+#[cfg(not(unix))]
+fn enable_terminal_signals() {}

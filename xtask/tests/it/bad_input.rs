@@ -361,6 +361,7 @@ fn bad_settings_and_unusable_artifacts_dirs() {
 
 /// A path where the artifacts folder cannot be created: under a read-only folder, or (where
 /// permissions do not bind, as for root) under `/proc`, which refuses new folders to everyone.
+#[cfg(unix)]
 fn unwritable_dir(tmp: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let locked = tmp.join("locked");
@@ -370,4 +371,12 @@ fn unwritable_dir(tmp: &Path) -> PathBuf {
         return locked.join("run");
     }
     PathBuf::from("/proc/fashion-mixer-run")
+}
+
+/// A path where the artifacts folder cannot be created: under a file.
+#[cfg(not(unix))]
+fn unwritable_dir(tmp: &Path) -> PathBuf {
+    let file = tmp.join("unwritable");
+    std::fs::write(&file, "x").unwrap();
+    file.join("run")
 }
