@@ -1,7 +1,10 @@
 //! Flags that override fields of a configuration: each flag is named after its field, and the
 //! flags given, serialised, are JSON laid over the configuration (the same merge `--config`
 //! uses, which refuses a name that is not a field). One list of flags, no per-field code.
-//! Numbers that JSON cannot hold, or counts that cannot be 0, are refused as the flag is read.
+//! Numbers that JSON cannot hold, or counts that cannot be 0, are refused as the flag is read,
+//! and addresses are read as people write them.
+
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::{Result, anyhow};
 use fashion_mixer_train::TrainingConfig;
@@ -46,6 +49,28 @@ pub fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Where `serve` listens: `HOST:PORT` (`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`, the
+/// name resolved, IPv4 first) or a port alone, on 127.0.0.1.
+pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let expected = "expected HOST:PORT (127.0.0.1:8080, localhost:8080) or a port";
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{e}; {expected}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("names no address; {expected}"))
+}
+
 /// Removes the flags left out (`null`) and objects left empty; an empty object becomes `null`.
 fn prune(value: &mut Value) {
     if let Value::Object(map) = value {
@@ -78,6 +103,22 @@ mod tests {
             assert_eq!(finite(text), Err("not a finite number".into()), "{text}");
         }
         assert!(finite("fast").is_err());
+    }
+
+    #[test]
+    fn addresses_by_number_name_or_port() {
+        assert_eq!(
+            listen_addr("127.0.0.1:9000"),
+            Ok("127.0.0.1:9000".parse().unwrap())
+        );
+        assert_eq!(listen_addr("[::1]:9000"), Ok("[::1]:9000".parse().unwrap()));
+        assert_eq!(listen_addr("9000"), Ok("127.0.0.1:9000".parse().unwrap()));
+        let local = listen_addr("localhost:9000").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 9000, "{local}");
+        for text in ["localhost", "127.0.0.1", "70000", "127.0.0.1:x"] {
+            let err = listen_addr(text).unwrap_err();
+            assert!(err.contains("expected HOST:PORT"), "{text}: {err}");
+        }
     }
 
     #[test]

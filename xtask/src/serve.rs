@@ -1,5 +1,6 @@
 //! `cargo xtask serve`: the trained model behind a web page and a JSON API.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,20 +11,20 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
 use fashion_mixer_serve::load::drive;
-use fashion_mixer_serve::{AppState, Predictor, Server, model_info, page_gaps};
+use fashion_mixer_serve::{AppState, Predictor, ServeError, Server, model_info, page_gaps};
 use fashion_mixer_train::RunDir;
 use fashion_mixer_train::inference::load_model;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::flags::at_least_one;
+use crate::flags::{at_least_one, listen_addr};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// The run's folder [default: artifacts/pretrained, the shipped model]
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
-    /// Where to listen
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Where to listen: HOST:PORT (127.0.0.1:9000, localhost:9000), or a port on 127.0.0.1
+    #[arg(long, visible_alias = "port", default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     pub addr: SocketAddr,
     /// Allow an address other machines can reach (anything but loopback)
     #[arg(long)]
@@ -57,7 +58,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         model_info: model_info(&run, &loaded),
         predictor: Predictor::spawn(loaded, args.max_batch),
     };
-    let server = Server::bind(args.addr, state, args.threads)?;
+    let server = Server::bind(args.addr, state, args.threads).map_err(|e| match e {
+        ServeError::Bind {
+            kind: ErrorKind::AddrInUse,
+            ..
+        } => anyhow!("{e}; another program listens there: choose another port (--addr PORT)"),
+        e => e.into(),
+    })?;
     let stopper = server.stopper();
     // A flag rather than signal-hook's iterator, which Windows lacks.
     let signalled = Arc::new(AtomicBool::new(false));

@@ -16,6 +16,8 @@ pub enum ServeError {
     Bind {
         /// The address asked for.
         addr: SocketAddr,
+        /// The kind of failure (`AddrInUse`: another program listens there).
+        kind: std::io::ErrorKind,
         /// Why.
         message: String,
     },
@@ -50,15 +52,19 @@ impl Stopper {
 impl Server {
     /// Listens on `addr` (port 0: any free port) with `threads` threads answering requests.
     pub fn bind(addr: SocketAddr, state: AppState, threads: usize) -> Result<Self, ServeError> {
-        let fail = |message: String| ServeError::Bind { addr, message };
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?;
+        let fail = |e: std::io::Error| ServeError::Bind {
+            addr,
+            kind: e.kind(),
+            message: e.to_string(),
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(fail)?;
         // Answers go out at once: with Nagle's algorithm on, tiny_http's second write of an
         // answer waited for the client's delayed ACK (40 ms a request). Accepted connections
         // inherit the option from the listening socket.
         #[cfg(unix)]
-        rustix::net::sockopt::set_tcp_nodelay(&listener, true).map_err(|e| fail(e.to_string()))?;
-        let http =
-            tiny_http::Server::from_listener(listener, None).map_err(|e| fail(e.to_string()))?;
+        rustix::net::sockopt::set_tcp_nodelay(&listener, true).map_err(|e| fail(e.into()))?;
+        let http = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| fail(std::io::Error::other(e.to_string())))?;
         Ok(Self {
             http: Arc::new(http),
             state: Arc::new(state),

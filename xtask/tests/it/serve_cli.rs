@@ -13,6 +13,21 @@ fn serve_binds_loopback_only_unless_public() {
 }
 
 #[test]
+fn a_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = xtask(&["serve", "--port", &port]);
+    assert_user_error(
+        "serve on a port in use",
+        &out,
+        &[
+            &format!("127.0.0.1:{port}"),
+            "another program listens there",
+        ],
+    );
+}
+
+#[test]
 fn serve_answers_then_stops_on_ctrl_c() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["serve", "--addr", "127.0.0.1:0"])
