@@ -1,8 +1,8 @@
 //! `cargo xtask infer`: predict test-set items or image files with a saved run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use burn::data::dataset::Dataset;
 use clap::Args;
 use fashion_mixer_data::{CLASS_NAMES, FashionMnistDataset, IMAGE_PIXELS, Split};
@@ -39,7 +39,7 @@ pub struct InferArgs {
     )]
     pub indices: Vec<usize>,
     /// Image files (PNG or JPEG, any size or colour; each classified in both left-right
-    /// orientations, the probabilities averaged)
+    /// orientations, the probabilities averaged), or folders: their PNG and JPEG files, by name
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
     /// One JSON object per line instead of text
@@ -61,6 +61,38 @@ fn test_index(text: &str) -> Result<usize, String> {
     text.parse().map_err(|_| {
         "not a test-set index (an image file goes before --index, or after `--`)".to_string()
     })
+}
+
+/// The image files to predict: each file named, and in each folder named its PNG and JPEG
+/// files (by extension, in any case), sorted by name; a folder without any is an error.
+fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let is_picture = |file: &Path| {
+            file.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+        };
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| anyhow!("{}: {e}", path.display()))? {
+            let file = entry
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?
+                .path();
+            if file.is_file() && is_picture(&file) {
+                found.push(file);
+            }
+        }
+        if found.is_empty() {
+            bail!("{}: a folder with no PNG or JPEG files", path.display());
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
 }
 
 pub fn run(args: &InferArgs) -> Result<()> {
@@ -86,7 +118,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
             });
         }
     }
-    for path in &args.images {
+    for path in &image_files(&args.images)? {
         inputs.push(Input {
             source: path.display().to_string(),
             pixels: load_image(path)?,

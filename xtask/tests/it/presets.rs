@@ -185,9 +185,32 @@ fn infer_uses_the_pretrained_model_by_default() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), expected.len());
-    for (line, (file, class)) in lines.iter().zip(expected) {
-        assert_eq!(line["predicted"], class, "{file}: {line}");
+    for (line, (file, class)) in lines.iter().zip(&expected) {
+        assert_eq!(line["predicted"], *class, "{file}: {line}");
     }
+    // The folder gives its pictures (not labels.csv), by name, predicted the same.
+    let out = xtask(&["infer", "--json", images.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut by_name: Vec<_> = paths.iter().zip(&lines).collect();
+    by_name.sort_by_key(|(path, _)| path.as_str());
+    let folder: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(folder.len(), by_name.len());
+    for (line, (path, alone)) in folder.iter().zip(by_name) {
+        assert_eq!(line["source"], path.as_str());
+        assert_eq!(line["probabilities"], alone["probabilities"], "{path}");
+    }
+    // A folder without pictures is one line naming it.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "x").unwrap();
+    let out = xtask(&["infer", empty.path().to_str().unwrap()]);
+    assert_user_error(
+        "a folder without pictures",
+        &out,
+        &[&empty.path().display().to_string(), "no PNG or JPEG files"],
+    );
 }
 
 /// `eval` of the shipped model gives exactly the test accuracy its eval.json (and README) state.
