@@ -1,4 +1,4 @@
-//! `cargo xtask infer`: predict test-set items or image files with a saved run.
+//! `cargo xtask infer`: predict test-set items, image files or folders of them with a saved run.
 
 use std::path::{Path, PathBuf};
 
@@ -97,7 +97,7 @@ fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 pub fn run(args: &InferArgs) -> Result<()> {
     if args.indices.is_empty() && args.images.is_empty() {
-        bail!("nothing to predict: give image files and/or --index N");
+        bail!("nothing to predict: give image files or folders, and/or --index N");
     }
     let mut inputs = Vec::new();
     if !args.indices.is_empty() {
