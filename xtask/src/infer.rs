@@ -72,11 +72,6 @@ fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             files.push(path.clone());
             continue;
         }
-        let is_picture = |file: &Path| {
-            file.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
-        };
         let mut found = Vec::new();
         for entry in std::fs::read_dir(path).map_err(|e| anyhow!("{}: {e}", path.display()))? {
             let file = entry
@@ -93,6 +88,13 @@ fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         files.extend(found);
     }
     Ok(files)
+}
+
+/// Whether a file's name says PNG or JPEG.
+fn is_picture(file: &Path) -> bool {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
 }
 
 pub fn run(args: &InferArgs) -> Result<()> {
