@@ -49,7 +49,7 @@ fn say(args: std::fmt::Arguments) {
 
 /// Train, evaluate and serve an all-MLP patch classifier for Fashion-MNIST.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
