@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
+use fashion_mixer_train::artifacts::prepare_output;
 use fashion_mixer_train::inference::load_model;
 use fashion_mixer_train::interop::{default_export_path, export, import};
 use fashion_mixer_train::{RunDir, TrainingConfig};
@@ -15,7 +16,8 @@ pub struct ExportArgs {
     /// The run's folder [default: artifacts/pretrained]
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
-    /// Where to write [default: model.safetensors in the run's folder]
+    /// Where to write (its folder is made if need be) [default: model.safetensors in the run's
+    /// folder]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -31,6 +33,7 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| default_export_path(&run));
+    prepare_output(&out)?;
     export(&loaded, &out)?;
     println!(
         "wrote {} ({} parameters, from {})",

@@ -158,7 +158,11 @@ fn uploads(ask: Ask) -> Result<Vec<(String, Vec<u8>)>, Reply> {
     }
     let image_like = content_type.is_empty()
         || content_type.starts_with("image/")
-        || content_type.starts_with("application/octet-stream");
+        || content_type.starts_with("application/octet-stream")
+        // What `curl --data-binary @shirt.png` sends without `-H`: taken when the bytes are a
+        // PNG's or a JPEG's.
+        || (content_type.starts_with("application/x-www-form-urlencoded")
+            && is_png_or_jpeg(ask.body));
     if !image_like {
         return Err(Reply::error(
             415,
@@ -169,6 +173,11 @@ fn uploads(ask: Ask) -> Result<Vec<(String, Vec<u8>)>, Reply> {
         ));
     }
     Ok(vec![("the body".to_string(), ask.body.to_vec())])
+}
+
+/// Whether `bytes` begin as a PNG or a JPEG file does.
+fn is_png_or_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }
 
 /// The JSON of one prediction.

@@ -19,9 +19,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Exports the shipped model into `dir`; the file's path.
+/// Exports the shipped model into a new folder in `dir` (`export` makes it); the file's path.
 fn export_pretrained(dir: &Path) -> PathBuf {
-    let out = dir.join("shipped.safetensors");
+    let out = dir.join("exports").join("shipped.safetensors");
     let run = xtask(&["export", "--out", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert!(text(&run.stdout).contains("wrote"), "{}", text(&run.stdout));

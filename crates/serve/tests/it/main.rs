@@ -138,11 +138,19 @@ fn predictions_equal_infers() {
     for (i, (file, bytes, class)) in photos.iter().enumerate() {
         let input = decode_image(bytes).unwrap();
         let expected = &loaded.predict_either_way(&[input])[0];
-        let (status, single) = post(
-            &format!("{}/api/predict", server.base),
+        // The bytes as every client sends them: labelled, or with curl's default type
+        // (`curl --data-binary @photo.jpg`).
+        let labelled = if file.ends_with(".png") {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
+        let content_type = [
             "application/octet-stream",
-            bytes,
-        );
+            labelled,
+            "application/x-www-form-urlencoded",
+        ][i % 3];
+        let (status, single) = post(&format!("{}/api/predict", server.base), content_type, bytes);
         assert_eq!(status, 200, "{file}: {single}");
         for answer in [&single, &batch["predictions"][i]] {
             assert_eq!(answer["class"], class.as_str(), "{file}: {answer}");
@@ -237,6 +245,14 @@ fn bad_input_is_a_4xx_and_the_server_goes_on() {
             predict.clone(),
             "text/plain",
             png.clone(),
+            415,
+            "not an image",
+        ),
+        (
+            "curl's default content type on what is not a picture",
+            predict.clone(),
+            "application/x-www-form-urlencoded",
+            b"class=bag".to_vec(),
             415,
             "not an image",
         ),
