@@ -116,7 +116,9 @@ impl FashionMnistDataset {
     pub fn mirrored(&self) -> Self {
         let pixels: Vec<u8> = self
             .pixels
-            .chunks_exact(IMAGE_SIDE)
+            .as_chunks::<IMAGE_SIDE>()
+            .0
+            .iter()
             .flat_map(|row| row.iter().rev().copied())
             .collect();
         Self {

@@ -167,7 +167,12 @@ fn parse<'a>(
             found: bytes.len(),
         });
     }
-    let dims: Vec<u32> = bytes[4..header_len].chunks_exact(4).map(be_u32).collect();
+    let dims: Vec<u32> = bytes[4..header_len]
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .map(|&b| u32::from_be_bytes(b))
+        .collect();
     let payload = &bytes[header_len..];
     // u128: three u32 dimensions cannot overflow it (u64 could); no payload is that long.
     let expected = dims.iter().map(|&d| u128::from(d)).product::<u128>();

@@ -3,8 +3,8 @@
 /// The sum of `v`, in 16 lanes added up at the end.
 pub(crate) fn sum(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 16];
-    let chunks = v.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
+    let (chunks, tail) = v.as_chunks::<16>();
+    let tail: f32 = tail.iter().sum();
     for chunk in chunks {
         for (lane, value) in lanes.iter_mut().zip(chunk) {
             *lane += value;
@@ -16,12 +16,9 @@ pub(crate) fn sum(v: &[f32]) -> f32 {
 /// The sum of `a[i] * b[i]`, in lanes as [`sum`].
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 16];
-    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = (a_chunks.remainder().iter())
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (ca, cb) in a_chunks.zip(b_chunks) {
+    let ((a_chunks, a_tail), (b_chunks, b_tail)) = (a.as_chunks::<16>(), b.as_chunks::<16>());
+    let tail: f32 = (a_tail.iter()).zip(b_tail).map(|(x, y)| x * y).sum();
+    for (ca, cb) in a_chunks.iter().zip(b_chunks) {
         for ((lane, x), y) in lanes.iter_mut().zip(ca).zip(cb) {
             *lane += x * y;
         }

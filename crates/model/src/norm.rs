@@ -87,8 +87,8 @@ pub fn rows_backward(
         }
         let mut g_sum = [0.0f32; 16];
         let mut gh_sum = [0.0f32; 16];
-        let chunks = dyr.chunks_exact(16).zip(gamma.chunks_exact(16));
-        for ((cd, cg), ch) in chunks.zip(dxr.chunks_exact(16)) {
+        let chunks = (dyr.as_chunks::<16>().0.iter()).zip(gamma.as_chunks::<16>().0);
+        for ((cd, cg), ch) in chunks.zip(dxr.as_chunks::<16>().0) {
             for i in 0..16 {
                 let g = cd[i] * cg[i];
                 g_sum[i] += g;

@@ -109,14 +109,11 @@ impl LoadedModel {
             .convert::<f32>()
             .try_to_vec::<f32>()
             .expect("logits are f32");
-        values
-            .chunks_exact(NUM_CLASSES)
-            .map(|row| {
-                let logits: [f32; NUM_CLASSES] = row.try_into().expect("NUM_CLASSES per row");
-                Prediction {
-                    probabilities: softmax(&logits),
-                    logits,
-                }
+        let (rows, _) = values.as_chunks::<NUM_CLASSES>();
+        rows.iter()
+            .map(|&logits| Prediction {
+                probabilities: softmax(&logits),
+                logits,
             })
             .collect()
     }
