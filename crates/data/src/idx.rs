@@ -171,7 +171,7 @@ fn parse<'a>(
         .as_chunks::<4>()
         .0
         .iter()
-        .map(|&b| u32::from_be_bytes(b))
+        .map(|b| be_u32(b))
         .collect();
     let payload = &bytes[header_len..];
     // u128: three u32 dimensions cannot overflow it (u64 could); no payload is that long.
