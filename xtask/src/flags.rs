@@ -5,6 +5,7 @@
 //! and addresses are read as people write them.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use fashion_mixer_train::TrainingConfig;
@@ -45,6 +46,15 @@ pub fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(count) => Ok(count),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A deadline in seconds (`10`, `0.5`): finite and above 0.
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        Ok(_) => Err("must be a number of seconds above 0 (at most a day)".into()),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -1,14 +1,18 @@
 //! The routes, as plain functions from a request (method, path, content type, body) to a
-//! response (status, content type, body): the page, the prediction API, the model's facts,
-//! health; errors as `{"error": "..."}`.
+//! response (status, content type, body) or to the pictures the model is to see: the page, the
+//! prediction API, the model's facts, health, metrics; errors as `{"error": "..."}`.
+
+use std::sync::Arc;
 
 use burn::module::Module;
 use fashion_mixer_data::CLASS_NAMES;
 use fashion_mixer_data::picture::decode_image;
-use fashion_mixer_train::RunDir;
+use fashion_mixer_model::Activation;
 use fashion_mixer_train::inference::{LoadedModel, Prediction, top_k};
+use fashion_mixer_train::{LrSchedule, RunDir, TrainingConfig};
 use serde_json::{Value, json};
 
+use crate::metrics::Metrics;
 use crate::multipart;
 use crate::predictor::{Image, Predictor};
 
@@ -25,11 +29,85 @@ pub struct AppState {
     pub predictor: Predictor,
     /// `GET /api/model`'s answer (see [`model_info`]).
     pub model_info: Value,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
-/// What `GET /api/model` says about the run in `run` whose model is `loaded`: its folder,
-/// configuration, parameter count, class names, evaluation (`eval.json`, when it describes the
-/// record) and per-epoch metrics (for the curves).
+impl AppState {
+    /// The state for serving `loaded`, the model of the run in `run`: at most `max_batch`
+    /// images in one forward pass, at most `max_queue` waiting for it.
+    pub fn new(run: &RunDir, loaded: LoadedModel, max_batch: usize, max_queue: usize) -> Self {
+        let model_info = model_info(run, &loaded);
+        let accuracy = |split: &str| {
+            model_info["evaluation"][split]["accuracy"]
+                .as_f64()
+                .map_or_else(String::new, |a| a.to_string())
+        };
+        let metrics = Arc::new(Metrics::new(&[
+            ("run", model_info["run"].as_str().unwrap_or_default().into()),
+            ("backend", loaded.backend.to_string()),
+            ("parameters", loaded.model.num_params().to_string()),
+            ("test_accuracy", accuracy("test")),
+            ("test_mirrored_accuracy", accuracy("test_mirrored")),
+        ]));
+        Self {
+            predictor: Predictor::spawn(loaded, max_batch, max_queue, Arc::clone(&metrics)),
+            model_info,
+            metrics,
+        }
+    }
+}
+
+/// The run's name: its folder's name, never the path to it (which a server must not show).
+pub fn run_name(run: &RunDir) -> String {
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    name(run.root())
+        .or_else(|| run.root().canonicalize().ok().as_deref().and_then(name))
+        .unwrap_or_else(|| "run".into())
+}
+
+/// The configuration in one line: the architecture, then the training recipe.
+pub fn config_summary(config: &TrainingConfig) -> String {
+    let m = &config.model;
+    let mut parts = vec![match m.patch_stride {
+        Some(stride) if stride != m.patch_size => {
+            format!("{0}x{0} patches every {stride} px", m.patch_size)
+        }
+        _ => format!("{0}x{0} patches", m.patch_size),
+    }];
+    parts.push(format!(
+        "{} features, {} blocks (token MLP {}, channel MLP {})",
+        m.dim, m.depth, m.token_hidden, m.channel_hidden
+    ));
+    parts.extend(m.residual.then(|| "residual".to_string()));
+    parts.extend(m.layer_norm.then(|| "LayerNorm".to_string()));
+    parts.push(
+        match m.activation {
+            Activation::Relu => "ReLU",
+            Activation::Gelu => "GELU",
+        }
+        .to_string(),
+    );
+    let mut recipe = format!(
+        "{} lr {} weight decay {}",
+        config.optimizer.name(),
+        config.lr,
+        config.weight_decay
+    );
+    if config.lr_schedule == LrSchedule::Cosine {
+        recipe.push_str(", cosine schedule");
+    }
+    recipe.push_str(&format!(
+        ", batch {}, {} epochs",
+        config.batch_size, config.epochs
+    ));
+    format!("{}; {recipe}", parts.join(", "))
+}
+
+/// What `GET /api/model` says about the run in `run` whose model is `loaded`: its name (the
+/// folder's, no path), a one-line summary and the configuration, parameter count, class names,
+/// evaluation (`eval.json`, when it describes the record) and per-epoch metrics (for the
+/// curves).
 pub fn model_info(run: &RunDir, loaded: &LoadedModel) -> Value {
     let metrics: Vec<Value> = fashion_mixer_train::metrics::read_metrics(&run.metrics())
         .unwrap_or_default()
@@ -44,11 +122,19 @@ pub fn model_info(run: &RunDir, loaded: &LoadedModel) -> Value {
             })
         })
         .collect();
+    let mut config = loaded.config.clone();
+    // Where the weights started from: its name, not the server's path to it.
+    config.init_from = config
+        .init_from
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map(Into::into);
     json!({
-        "run": run.root().display().to_string(),
-        "record": loaded.record.display().to_string(),
+        "run": run_name(run),
+        "record": run.relative(&loaded.record),
+        "summary": config_summary(&config),
         "backend": loaded.backend.to_string(),
-        "config": loaded.config,
+        "config": config,
         "parameters": loaded.model.num_params(),
         "classes": CLASS_NAMES,
         "evaluation": fashion_mixer_train::training::current_evaluation(run),
@@ -86,6 +172,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Its body.
     pub body: Vec<u8>,
+    /// `Retry-After`, seconds (with 503).
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
@@ -94,6 +182,15 @@ impl Reply {
             status,
             content_type: "application/json",
             body: value.to_string().into_bytes(),
+            retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After: 1`: the model cannot take the request now.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::error(503, message)
         }
     }
 
@@ -116,34 +213,78 @@ pub struct Ask<'a> {
     pub body: &'a [u8],
 }
 
-/// The answer to `ask`.
-pub fn respond(state: &AppState, ask: Ask) -> Reply {
+/// What a request asks for.
+#[derive(Debug)]
+pub enum Route {
+    /// An answer that needs nothing more.
+    Reply(Reply),
+    /// The metrics (the server adds its gauges).
+    Metrics,
+    /// Predictions for these pictures.
+    Predict(Upload),
+}
+
+/// The pictures of a prediction request, decoded.
+#[derive(Debug)]
+pub struct Upload {
+    /// Each picture's name (a form part's file name, or "the body").
+    pub names: Vec<String>,
+    /// The 28x28 inputs.
+    pub images: Vec<Image>,
+    /// Whether the answer is a batch's (`{predictions: [...]}`).
+    pub batch: bool,
+}
+
+impl Upload {
+    /// The answer, given the model's `predictions` for [`Self::images`].
+    pub fn answer(&self, predictions: &[Prediction]) -> Reply {
+        let mut answers: Vec<Value> = self
+            .images
+            .iter()
+            .zip(predictions)
+            .map(|(input, prediction)| prediction_json(input, prediction))
+            .collect();
+        if !self.batch {
+            return Reply::json(200, &answers.remove(0));
+        }
+        for (answer, name) in answers.iter_mut().zip(&self.names) {
+            answer["name"] = json!(name);
+        }
+        Reply::json(200, &json!({ "predictions": answers }))
+    }
+}
+
+/// What `ask` asks for: an answer now, or pictures to predict.
+pub fn route(state: &AppState, ask: Ask) -> Route {
     let result = match (ask.method, ask.path) {
-        ("GET", "/") => Ok(Reply {
+        ("GET", "/") => Ok(Route::Reply(Reply {
             status: 200,
             content_type: "text/html; charset=utf-8",
             body: include_str!("page.html").as_bytes().to_vec(),
-        }),
-        ("GET", "/healthz") => Ok(Reply::json(200, &json!({ "status": "ok" }))),
-        ("GET", "/api/model") => Ok(Reply::json(200, &state.model_info)),
-        ("POST", "/api/predict") => predict(state, ask, false),
-        ("POST", "/api/predict/batch") => predict(state, ask, true),
-        (_, "/" | "/healthz" | "/api/model" | "/api/predict" | "/api/predict/batch") => {
-            Err(Reply::error(
-                405,
-                format!("{} is not allowed on {}", ask.method, ask.path),
-            ))
-        }
+            retry_after: None,
+        })),
+        ("GET", "/healthz") => Ok(Route::Reply(Reply::json(200, &json!({ "status": "ok" })))),
+        ("GET", "/metrics") => Ok(Route::Metrics),
+        ("GET", "/api/model") => Ok(Route::Reply(Reply::json(200, &state.model_info))),
+        ("POST", "/api/predict") => upload(ask, false).map(Route::Predict),
+        ("POST", "/api/predict/batch") => upload(ask, true).map(Route::Predict),
+        (
+            _,
+            "/" | "/healthz" | "/metrics" | "/api/model" | "/api/predict" | "/api/predict/batch",
+        ) => Err(Reply::error(
+            405,
+            format!("{} is not allowed on {}", ask.method, ask.path),
+        )),
         _ => Err(Reply::error(
             404,
             format!(
-                "no {} {}: the routes are GET /, GET /healthz, GET /api/model, \
+                "no {} {}: the routes are GET /, GET /healthz, GET /metrics, GET /api/model, \
                  POST /api/predict, POST /api/predict/batch",
                 ask.method, ask.path
             ),
         )),
     };
-    result.unwrap_or_else(|error| error)
+    result.unwrap_or_else(Route::Reply)
 }
 
 /// The pictures of a request: each part of a multipart form, or the whole body when it is
@@ -196,7 +337,8 @@ fn prediction_json(input: &Image, prediction: &Prediction) -> Value {
     })
 }
 
-fn predict(state: &AppState, ask: Ask, batch: bool) -> Result<Reply, Reply> {
+/// The decoded pictures of a prediction request, or the 4xx that says what is wrong with it.
+fn upload(ask: Ask, batch: bool) -> Result<Upload, Reply> {
     let files = uploads(ask)?;
     let limit = if batch { MAX_BATCH_FILES } else { 1 };
     if files.len() > limit {
@@ -231,20 +373,9 @@ fn predict(state: &AppState, ask: Ask, batch: bool) -> Result<Reply, Reply> {
     if images.is_empty() {
         return Err(Reply::error(400, "no picture: the form has no parts"));
     }
-    let predictions = state
-        .predictor
-        .predict(images.clone())
-        .map_err(|e| Reply::error(503, e.to_string()))?;
-    let mut answers: Vec<Value> = images
-        .iter()
-        .zip(&predictions)
-        .map(|(input, prediction)| prediction_json(input, prediction))
-        .collect();
-    if !batch {
-        return Ok(Reply::json(200, &answers.remove(0)));
-    }
-    for (answer, (name, _)) in answers.iter_mut().zip(&files) {
-        answer["name"] = json!(name);
-    }
-    Ok(Reply::json(200, &json!({ "predictions": answers })))
+    Ok(Upload {
+        names: files.into_iter().map(|(name, _)| name).collect(),
+        images,
+        batch,
+    })
 }

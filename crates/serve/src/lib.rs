@@ -4,20 +4,24 @@
 //!   input the model sees, the top-3 classes, the model's facts and its training curves.
 //! - `POST /api/predict` (image bytes, or multipart with one file): `{class, index,
 //!   probabilities, top3, input_28x28}`; `POST /api/predict/batch` (multipart, one file per
-//!   part): `{predictions: [...]}`; `GET /api/model`; `GET /healthz`.
-//! - Bad input is a 4xx with `{"error": "..."}` naming the problem; the server goes on.
+//!   part): `{predictions: [...]}`; `GET /api/model` (the run by name, never a path);
+//!   `GET /healthz`; `GET /metrics` (Prometheus' text format).
+//! - Bad input is a 4xx with `{"error": "..."}` naming the problem; the server goes on. A full
+//!   model queue, or too many connections, is a 503 with `Retry-After`.
 //!
-//! HTTP is `tiny_http` on a pool of threads: axum's dependencies would change the features of
-//! crates Burn is built with (serde_json, futures-core), and so compile Burn a second time.
-//! One thread runs the model ([`Predictor`]): requests queue for it, and those that arrive
-//! while it is busy go through together in one forward pass.
+//! HTTP is hyper's HTTP/1.1 on a tokio runtime of a few threads ([`Server`]): every connection
+//! has header, body and idle deadlines, and connections, queued images and request bodies in
+//! memory are each bounded ([`ServerConfig`]). One thread runs the model ([`Predictor`]):
+//! requests queue for it, and those that arrive while it is busy go through together in one
+//! forward pass.
 
 mod api;
 pub mod load;
+pub mod metrics;
 mod multipart;
 mod predictor;
 mod server;
 
-pub use api::{AppState, MAX_BODY_BYTES, model_info, page_gaps};
-pub use predictor::{Predictor, PredictorGone};
-pub use server::{ServeError, Server, Stopper};
+pub use api::{AppState, MAX_BODY_BYTES, config_summary, model_info, page_gaps, run_name};
+pub use predictor::{Pending, Predictor, Refused};
+pub use server::{Access, AccessLog, ServeError, Server, ServerConfig, Stopper};

@@ -1,42 +1,64 @@
 //! The server on a free loopback port, driven over HTTP: predictions equal `infer`'s, every kind
-//! of bad input is a 4xx JSON error after which the server still answers, and a bounded load.
+//! of bad input is a 4xx JSON error after which the server still answers, and a bounded load;
+//! hostile clients and overload (`hostile.rs`) and the metrics (`metrics.rs`).
+
+mod hostile;
+mod metrics;
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use fashion_mixer_data::picture::decode_image;
 use fashion_mixer_serve::{
-    AppState, MAX_BODY_BYTES, Predictor, Server, Stopper, model_info, page_gaps,
+    AppState, MAX_BODY_BYTES, Predictor, Server, ServerConfig, Stopper, page_gaps,
 };
 use fashion_mixer_train::RunDir;
 use fashion_mixer_train::inference::load_model;
 use serde_json::Value;
 
-fn root() -> PathBuf {
+/// The workspace.
+pub fn root() -> PathBuf {
     fashion_mixer_data::testing::workspace_root()
 }
 
-/// The shipped model served on 127.0.0.1 (a free port), with `threads` HTTP threads.
-struct Running {
-    base: String,
+/// The shipped model served on 127.0.0.1 (a free port).
+pub struct Running {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The model's queue, shared with the server.
+    pub predictor: Predictor,
     stopper: Stopper,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Running {
+    /// With `threads` HTTP threads and the other settings `serve` has by default.
     fn start(threads: usize) -> Self {
+        Self::with(
+            ServerConfig {
+                threads,
+                ..ServerConfig::default()
+            },
+            256,
+        )
+    }
+
+    /// With `config`, at most `max_queue` images waiting for the model.
+    pub fn with(config: ServerConfig, max_queue: usize) -> Self {
         let run = RunDir::new(root().join("artifacts/pretrained"));
         let loaded = load_model(&run, None).unwrap();
-        let state = AppState {
-            model_info: model_info(&run, &loaded),
-            predictor: Predictor::spawn(loaded, 64),
-        };
-        let server = Server::bind("127.0.0.1:0".parse().unwrap(), state, threads).unwrap();
-        let base = format!("http://{}", server.local_addr());
+        let state = AppState::new(&run, loaded, 64, max_queue);
+        let predictor = state.predictor.clone();
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), state, config).unwrap();
+        let addr = server.local_addr();
         let stopper = server.stopper();
-        let thread = Some(std::thread::spawn(move || server.run()));
+        let thread = Some(std::thread::spawn(move || server.run().unwrap()));
         Self {
-            base,
+            base: format!("http://{addr}"),
+            addr,
+            predictor,
             stopper,
             thread,
         }
@@ -52,15 +74,17 @@ impl Drop for Running {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// A client that takes any status, and gives up on a server silent for 10 s.
+pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
         .build()
         .into()
 }
 
 /// Status and JSON body of a POST of `body` with `content_type` to `url`.
-fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+pub fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
     let mut response = agent()
         .post(url)
         .header("Content-Type", content_type)
@@ -74,7 +98,8 @@ fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
     )
 }
 
-fn get(url: &str) -> (u16, String) {
+/// Status and body of a GET of `url`.
+pub fn get(url: &str) -> (u16, String) {
     let mut response = agent().get(url).call().unwrap();
     let status = response.status().as_u16();
     (status, response.body_mut().read_to_string().unwrap())
@@ -99,7 +124,7 @@ fn form(files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
 }
 
 /// The product photos and their classes (crates/train/tests/images/labels.csv).
-fn photos() -> Vec<(String, Vec<u8>, String)> {
+pub fn photos() -> Vec<(String, Vec<u8>, String)> {
     let dir = root().join("crates/train/tests/images");
     std::fs::read_to_string(dir.join("labels.csv"))
         .unwrap()
@@ -172,7 +197,19 @@ fn predictions_equal_infers() {
     );
     let (status, model) = get(&format!("{}/api/model", server.base));
     assert_eq!(status, 200);
+    // The run by its folder's name: no path of the server's file system.
+    let workspace = root().display().to_string();
+    assert!(!model.contains(&workspace), "{model}");
     let model: Value = serde_json::from_str(&model).unwrap();
+    assert_eq!(model["run"], "pretrained");
+    assert_eq!(model["record"], "model.bpk");
+    assert!(
+        model["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("4x4 patches, 128 features, 4 blocks"),
+        "{model}"
+    );
     assert_eq!(model["parameters"], 294_990);
     // One row per epoch of the shipped run (the `best` preset).
     assert_eq!(
