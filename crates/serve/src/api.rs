@@ -9,7 +9,7 @@ use fashion_mixer_data::CLASS_NAMES;
 use fashion_mixer_data::picture::decode_image;
 use fashion_mixer_model::Activation;
 use fashion_mixer_train::inference::{LoadedModel, Prediction, top_k};
-use fashion_mixer_train::{LrSchedule, RunDir, TrainingConfig};
+use fashion_mixer_train::{LrSchedule, OptimizerKind, RunDir, TrainingConfig};
 use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
@@ -88,11 +88,14 @@ pub fn config_summary(config: &TrainingConfig) -> String {
         }
         .to_string(),
     );
+    let optimizer = match config.optimizer {
+        OptimizerKind::Sgd => "SGD",
+        OptimizerKind::Adam => "Adam",
+        OptimizerKind::AdamW => "AdamW",
+    };
     let mut recipe = format!(
-        "{} lr {} weight decay {}",
-        config.optimizer.name(),
-        config.lr,
-        config.weight_decay
+        "{optimizer} lr {} weight decay {}",
+        config.lr, config.weight_decay
     );
     if config.lr_schedule == LrSchedule::Cosine {
         recipe.push_str(", cosine schedule");
