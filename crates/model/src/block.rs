@@ -5,8 +5,8 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
-use crate::bias_relu::bias_relu;
-use crate::kernels::{linear, matmul};
+use crate::compute::bias_relu::bias_relu;
+use crate::compute::kernels::{linear, matmul};
 
 /// The hidden layers' non-linearity g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -63,7 +63,7 @@ impl MixerBlockConfig {
         let (patches, dim) = (self.patches, self.dim);
         let norm = || {
             self.layer_norm
-                .then(|| crate::norm::config(dim).init(device))
+                .then(|| crate::compute::norm::config(dim).init(device))
         };
         MixerBlock {
             w1: LinearConfig::new(patches, self.token_hidden).init(device),
@@ -143,7 +143,7 @@ impl MixerBlock {
     /// The input of a half: normalised over features when `norm` is on.
     fn normed(norm: &Option<LayerNorm>, x: Tensor<3>) -> Tensor<3> {
         match norm {
-            Some(norm) => crate::norm::layer_norm(norm, x),
+            Some(norm) => crate::compute::norm::layer_norm(norm, x),
             None => x,
         }
     }

@@ -4,21 +4,20 @@
 //! The same code runs on every backend: model functions take a [`Device`](burn::prelude::Device)
 //! and [`Backend`] picks it from the command line.
 
-mod backend;
-pub mod bias_relu;
+// The architecture: the patch stem, the blocks, the classifier.
 mod block;
-pub mod fpu;
-pub mod kernels;
-mod lanes;
 mod model;
-pub mod norm;
-pub mod product;
-pub mod shares;
 mod stem;
-pub mod tuning;
+// Where it runs.
+mod device;
+// What the architecture calls on the CPU.
+mod compute;
 
-pub use backend::{Backend, DeviceError, WGPU_START_TIMEOUT, kernel_cache_file, wgpu_adapter};
 pub use block::{Activation, MixerBlock, MixerBlockConfig};
+pub use compute::{bias_relu, fpu, kernels, norm, product, shares};
+pub use device::{
+    Backend, DeviceError, WGPU_START_TIMEOUT, kernel_cache_file, tuning, wgpu_adapter,
+};
 pub use model::{Model, ModelConfig, ModelConfigError};
 pub use stem::PatchStem;
 

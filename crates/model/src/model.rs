@@ -155,7 +155,7 @@ impl ModelConfig {
             blocks: (0..self.depth).map(|_| block.init(device)).collect(),
             norm: self
                 .layer_norm
-                .then(|| crate::norm::config(self.dim).init(device)),
+                .then(|| crate::compute::norm::config(self.dim).init(device)),
             head: LinearConfig::new(self.dim, self.num_classes).init(device),
         })
     }
@@ -189,15 +189,15 @@ impl Model {
     pub fn forward(&self, images: Tensor<3>) -> Tensor<2> {
         // Without autodiff on a CPU backend, the batch is split over the cores.
         let items = images.dims()[0];
-        let count = if crate::shares::is_cpu(&images.device()) {
-            crate::shares::count(items)
+        let count = if crate::compute::shares::is_cpu(&images.device()) {
+            crate::compute::shares::count(items)
         } else {
             1
         };
         if count == 1 {
             return self.forward_whole(images);
         }
-        let logits = crate::shares::run(items, count, |start, end| {
+        let logits = crate::compute::shares::run(items, count, |start, end| {
             self.forward_whole(images.clone().narrow(0, start, end - start))
         });
         Tensor::cat(logits, 0)
@@ -231,7 +231,7 @@ impl Model {
     /// The final LayerNorm, when the model has one (over the last dim, so for either layout).
     fn normed(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.norm {
-            Some(norm) => crate::norm::layer_norm(norm, x),
+            Some(norm) => crate::compute::norm::layer_norm(norm, x),
             None => x,
         }
     }
@@ -355,7 +355,7 @@ mod tests {
         let images = Tensor::<3>::random([70, 28, 28], Distribution::Normal(0.0, 1.0), &device);
         let whole = model.forward_whole(images.clone()).into_data();
         let split = Tensor::cat(
-            crate::shares::run(70, 3, |start, end| {
+            crate::compute::shares::run(70, 3, |start, end| {
                 model.forward_whole(images.clone().narrow(0, start, end - start))
             }),
             0,

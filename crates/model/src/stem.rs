@@ -98,6 +98,7 @@ impl PatchStem {
         let patches = self.patches_token_major(images);
         let [p, b, kk] = patches.dims();
         let dim = self.linear.weight.dims()[1];
-        crate::kernels::linear(patches.reshape([p * b, kk]), &self.linear).reshape([p, b, dim])
+        crate::compute::kernels::linear(patches.reshape([p * b, kk]), &self.linear)
+            .reshape([p, b, dim])
     }
 }

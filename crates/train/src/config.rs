@@ -331,8 +331,8 @@ impl TrainingConfig {
     pub fn init_trainee(
         &self,
         device: &Device,
-    ) -> Result<crate::step::Trainee, fashion_mixer_model::ModelConfigError> {
-        Ok(crate::step::Trainee::new(
+    ) -> Result<crate::trainee::step::Trainee, fashion_mixer_model::ModelConfigError> {
+        Ok(crate::trainee::step::Trainee::new(
             self.model.init(device)?,
             self.label_smoothing as f32,
         ))

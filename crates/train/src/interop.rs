@@ -16,10 +16,10 @@ use burn::store::{
 };
 use fashion_mixer_data::{CLASS_NAMES, MEAN, STD};
 
-use crate::artifacts::{RunDir, save_config, write_atomic};
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
-use crate::inference::LoadedModel;
+use crate::predict::inference::LoadedModel;
+use crate::run::artifacts::{RunDir, save_config, write_atomic};
 
 /// Metadata key: the run's whole `TrainingConfig` as JSON (its `model` field is the
 /// architecture).
@@ -252,11 +252,11 @@ pub fn load_weights(
         return Ok(model);
     }
     let record = if source.is_dir() {
-        crate::inference::record_path(&RunDir::new(source))?
+        crate::predict::inference::record_path(&RunDir::new(source))?
     } else {
         source.to_path_buf()
     };
-    crate::inference::load_record(model, &record)
+    crate::predict::inference::load_record(model, &record)
 }
 
 /// Imports `file` as a new run in `run`: `config.json` and `model.bpk`, which `eval`, `infer`

@@ -3,29 +3,31 @@
 //!
 //! Inference ([`inference`]) uses neither autodiff nor the Learner.
 
-pub mod artifacts;
-pub mod bench;
-pub mod checkpoint;
+// Foundations: the configuration, the errors, where messages go.
 pub mod config;
 mod error;
-pub mod evaluation;
-pub mod inference;
+mod progress;
+// The model as the Learner trains it: its loss, its steps over the cores, its kernels.
+mod trainee;
+// The run's folder and its files.
+mod run;
+// A saved run put to use: inference and evaluation.
+mod predict;
+// Weights in and out: safetensors in PyTorch's names.
 pub mod interop;
-pub mod kernels;
-pub mod metrics;
-pub mod plot;
-pub mod progress;
-mod renderer;
+// Pictures and `report.md`.
 pub mod report;
-pub mod schedule;
-mod signals;
-pub mod step;
-pub mod sweep;
-pub mod trainee;
-pub mod training;
+// The Learner wiring.
+mod learner;
+// Sweeps and benchmarks.
+mod experiments;
 
-pub use artifacts::RunDir;
 pub use config::{LrSchedule, OptimizerKind, Preset, TrainingConfig, TrainingConfigError};
 pub use error::TrainError;
+pub use experiments::{bench, sweep};
+pub use learner::{PlainRenderer, schedule, training};
+pub use predict::{evaluation, inference};
 pub use progress::Progress;
-pub use renderer::PlainRenderer;
+pub use report::plot;
+pub use run::artifacts::RunDir;
+pub use run::{artifacts, metrics};

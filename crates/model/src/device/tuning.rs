@@ -19,7 +19,7 @@ use cubecl_environment::bytes::Bytes;
 /// The bundles shipped in `crates/model/tuning/`.
 const SHIPPED: &[(&str, &[u8])] = &[(
     "llvmpipe.bundle",
-    include_bytes!("../tuning/llvmpipe.bundle"),
+    include_bytes!("../../tuning/llvmpipe.bundle"),
 )];
 
 /// Set to `off` (or `0`, `false`), wgpu starts without importing a shipped bundle.
@@ -88,7 +88,7 @@ pub enum TuningError {
 }
 
 /// Writes the autotune results of the CubeCL cache database `cache` (see
-/// [`crate::kernel_cache_file`]) as a bundle for the adapter `fingerprint` at `out`, replacing
+/// [`crate::device::kernel_cache_file`]) as a bundle for the adapter `fingerprint` at `out`, replacing
 /// it atomically; the number of tuned shapes it holds.
 pub fn export(cache: &Path, fingerprint: &str, out: &Path) -> Result<usize, TuningError> {
     if !cache.is_file() {

@@ -82,7 +82,7 @@ mod tests {
     use fashion_mixer_model::Backend;
 
     use super::*;
-    use crate::kernels::{assert_all_close, values_and_grads};
+    use crate::trainee::kernels::{assert_all_close, values_and_grads};
 
     /// The product and both factors' gradients equal Burn's within 1e-4, with each factor
     /// given as it is stored or as a transposed view.
@@ -121,7 +121,7 @@ mod tests {
     /// What the kernel does not handle is left to Burn's product: no autodiff, another backend.
     #[test]
     fn leaves_what_it_does_not_handle() {
-        let declined = crate::kernels::declines_elsewhere([3, 4], [4, 2], forward);
+        let declined = crate::trainee::kernels::declines_elsewhere([3, 4], [4, 2], forward);
         assert!(declined, "not flex with autodiff");
     }
 }

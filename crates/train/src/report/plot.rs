@@ -15,7 +15,7 @@ pub const CONFUSION_SIZE: (u32, u32) = (900, 820);
 
 /// The font every picture uses: shipped with the crate (DejaVu Sans, free licence beside it),
 /// so no system font or fontconfig is needed.
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 fn register_font() {

@@ -1,5 +1,5 @@
 //! The plain (non-dashboard) renderer: silent per batch; the per-epoch line comes from
-//! [`CsvMetricLogger`](crate::metrics::CsvMetricLogger) as each epoch's row is written. Both
+//! [`CsvMetricLogger`](crate::run::metrics::CsvMetricLogger) as each epoch's row is written. Both
 //! speak through a [`Progress`].
 
 use crate::progress::Progress;

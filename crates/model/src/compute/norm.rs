@@ -3,13 +3,13 @@
 //! [`layer_norm`] is what the model calls. Inference uses Burn's `LayerNorm` (one fused
 //! operation on flex). While training, Burn's autodiff records LayerNorm as nine operations
 //! forward and nine backward, each a pass over the activations; an installed kernel
-//! ([`crate::kernels`]) records it as one operation, with [`rows_forward`] and
+//! ([`crate::compute::kernels`]) records it as one operation, with [`rows_forward`] and
 //! [`rows_backward`] as its two passes.
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
-use crate::lanes::{dot, sum};
+use crate::compute::lanes::{dot, sum};
 
 /// The variance's epsilon of every LayerNorm in the model (Burn's and PyTorch's default).
 pub const EPSILON: f64 = 1e-5;
@@ -20,9 +20,9 @@ pub fn config(dim: usize) -> LayerNormConfig {
 }
 
 /// `norm` applied to `x` over its last dimension: through the installed training kernel
-/// ([`crate::kernels`]) where it applies, through Burn's `LayerNorm` otherwise.
+/// ([`crate::compute::kernels`]) where it applies, through Burn's `LayerNorm` otherwise.
 pub fn layer_norm(norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
-    match crate::kernels::installed().and_then(|k| (k.layer_norm)(norm, &x)) {
+    match crate::compute::kernels::installed().and_then(|k| (k.layer_norm)(norm, &x)) {
         Some(y) => y,
         None => norm.forward(x),
     }

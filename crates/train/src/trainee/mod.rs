@@ -2,6 +2,9 @@
 //! steps (burn-train's `TrainStep`, `InferenceStep`) are in `step.rs`; loading a training
 //! checkpoint needs only this.
 
+pub mod kernels;
+pub mod step;
+
 use burn::prelude::*;
 use fashion_mixer_model::Model;
 
@@ -17,9 +20,9 @@ pub struct Trainee {
 
 impl Trainee {
     /// `model`, trained with label smoothing `alpha` (0 = none). Its LayerNorms record one
-    /// autodiff operation each on flex, and so do its hidden layers' bias + ReLU ([`crate::kernels`]).
+    /// autodiff operation each on flex, and so do its hidden layers' bias + ReLU ([`crate::trainee::kernels`]).
     pub fn new(model: Model, label_smoothing: f32) -> Self {
-        crate::kernels::install();
+        crate::trainee::kernels::install();
         Self {
             model,
             label_smoothing,

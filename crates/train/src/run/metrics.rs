@@ -13,10 +13,10 @@ use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 
-use crate::artifacts::{RunDir, write_atomic};
 pub use crate::error::Divergence;
 use crate::error::TrainError;
 use crate::progress::Progress;
+use crate::run::artifacts::{RunDir, write_atomic};
 
 /// The header of `metrics.csv`.
 pub const METRICS_HEADER: &str =

@@ -102,7 +102,7 @@ mod tests {
     use fashion_mixer_model::Backend;
 
     use super::*;
-    use crate::kernels::values_and_grads;
+    use crate::trainee::kernels::values_and_grads;
 
     /// The one-operation bias + ReLU gives Burn's values and gradients (`h` and the bias) to
     /// the last bit, for a bias per row and per column, on an `h` whose storage is shared and
@@ -146,7 +146,7 @@ mod tests {
     /// backend, a bias that is neither a column nor a row.
     #[test]
     fn leaves_what_it_does_not_handle() {
-        let declined = crate::kernels::declines_elsewhere([3, 4], [3, 1], forward);
+        let declined = crate::trainee::kernels::declines_elsewhere([3, 4], [3, 1], forward);
         assert!(declined, "not flex with autodiff");
         let device = Backend::Flex.device().unwrap().autodiff();
         let h: Tensor<2> = Tensor::random([3, 4], Distribution::Default, &device);

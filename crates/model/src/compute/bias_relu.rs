@@ -3,7 +3,7 @@
 //!
 //! [`bias_relu`] is what the blocks call. While training, Burn's autodiff records the bias and
 //! the ReLU as two operations, and backward as two more passes (ReLU's mask, then the bias's
-//! sum over the dimension it was broadcast along); an installed kernel ([`crate::kernels`])
+//! sum over the dimension it was broadcast along); an installed kernel ([`crate::compute::kernels`])
 //! records them as one operation, with [`forward_rows`] and [`backward_rows`] as its two
 //! passes.
 
@@ -21,9 +21,9 @@ pub enum BiasAxis {
 }
 
 /// `max(0, h + bias)`, `bias` of shape `[rows, 1]` or `[1, columns]`: through the installed
-/// training kernel ([`crate::kernels`]) where it applies, through Burn's operations otherwise.
+/// training kernel ([`crate::compute::kernels`]) where it applies, through Burn's operations otherwise.
 pub fn bias_relu(h: Tensor<2>, bias: Tensor<2>) -> Tensor<2> {
-    let result = match crate::kernels::installed() {
+    let result = match crate::compute::kernels::installed() {
         Some(kernels) => (kernels.bias_relu)(h, bias),
         None => Err((h, bias)),
     };

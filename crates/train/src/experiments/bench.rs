@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
-use crate::metrics::median;
+use crate::run::metrics::median;
 
 /// How much to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub fn bench(
     let mut learner = Learner::new(
         config.init_trainee(&autodiff)?,
         config.optimizer(),
-        crate::schedule::scheduler(config, data.len()),
+        crate::learner::schedule::scheduler(config, data.len()),
     );
     let mut offset = 0;
     let mut next_batch = |device: &burn::prelude::Device| -> (FashionMnistBatch, Duration) {
@@ -104,7 +104,7 @@ pub fn bench(
         offset += batch_size;
         (batch, start.elapsed())
     };
-    let step = |learner: &mut Learner<crate::step::Trainee>, batch: FashionMnistBatch| {
+    let step = |learner: &mut Learner<crate::trainee::step::Trainee>, batch: FashionMnistBatch| {
         let start = Instant::now();
         learner.lr_step();
         let output = learner.train_step(batch);

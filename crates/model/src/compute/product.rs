@@ -1,5 +1,5 @@
 //! A 2-D product of `f32` matrices written straight into memory of its own: the training
-//! kernels' matrix product (see [`crate::kernels`]).
+//! kernels' matrix product (see [`crate::compute::kernels`]).
 //!
 //! flex's own product allocates its output zero-filled and then copies it once more (its
 //! `FlexTensor::empty` realigns every new buffer): two passes over the output that the product

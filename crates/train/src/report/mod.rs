@@ -1,6 +1,8 @@
 //! A run's pictures and report, made from its `metrics.csv` and (when the run has a record)
 //! `eval.json`: `loss.png`, `accuracy.png`, `confusion.png` and `report.md`.
 
+pub mod plot;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -8,12 +10,12 @@ use burn::module::Module;
 use burn::prelude::Device;
 use fashion_mixer_data::CLASS_NAMES;
 
-use crate::artifacts::{RunDir, write_atomic};
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
-use crate::evaluation::Evaluation;
-use crate::metrics::{EpochMetrics, RunSummary};
-use crate::plot::{Series, confusion_chart, line_chart, y_range};
+use crate::predict::evaluation::Evaluation;
+use crate::report::plot::{Series, confusion_chart, line_chart, y_range};
+use crate::run::artifacts::{RunDir, write_atomic};
+use crate::run::metrics::{EpochMetrics, RunSummary};
 
 /// What [`write_report`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
-use crate::artifacts::{checkpoint_file, write_atomic};
 use crate::error::TrainError;
-use crate::metrics::{EpochLedger, WriteFailure};
+use crate::run::artifacts::{checkpoint_file, write_atomic};
+use crate::run::metrics::{EpochLedger, WriteFailure};
 
 /// Records named `<dir>/<name>-<epoch>.bpk`, each written atomically.
 pub struct AtomicFileCheckpointer {

@@ -11,7 +11,7 @@ use burn::tensor::wgpu::WgpuBackend;
 use cubecl_runtime::config::cache::CacheConfig;
 use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
 
-use crate::tuning;
+use crate::device::tuning;
 
 /// How long the GPU adapter may take to come up before [`Backend::device`] gives up.
 pub const WGPU_START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -12,18 +12,20 @@ use burn::train::{Interrupter, Learner, SupervisedTraining};
 use fashion_mixer_data::augment::Augmenter;
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 
-use crate::artifacts::{RunDir, write_atomic};
-pub use crate::artifacts::{load_config, save_config};
-use crate::checkpoint::AtomicFileCheckpointer;
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
-use crate::evaluation::{Evaluation, evaluate};
-use crate::inference::{load_model, record_path};
-use crate::metrics::{CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics};
+use crate::learner::renderer::PlainRenderer;
+use crate::learner::signals::StopOnSignals;
+use crate::predict::evaluation::{Evaluation, evaluate};
+use crate::predict::inference::{load_model, record_path};
 use crate::progress::Progress;
-use crate::renderer::PlainRenderer;
 use crate::report::{ReportFiles, write_report};
-use crate::signals::StopOnSignals;
+use crate::run::artifacts::{RunDir, write_atomic};
+pub use crate::run::artifacts::{load_config, save_config};
+use crate::run::checkpoint::AtomicFileCheckpointer;
+use crate::run::metrics::{
+    CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics,
+};
 
 /// How to run a training, beyond its configuration.
 #[derive(Debug, Clone)]
@@ -149,7 +151,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         .shuffle(config.seed)
         .build(train_set);
     let loader_test = loader(FashionMnistBatcher::default()).build(test_set);
-    let scheduler = crate::schedule::scheduler(&config, train_items);
+    let scheduler = crate::learner::schedule::scheduler(&config, train_items);
 
     let checkpoints = run.checkpoints();
     let interrupter = Interrupter::new();
@@ -263,7 +265,9 @@ pub fn current_evaluation(run: &RunDir) -> Option<Evaluation> {
         return None;
     }
     match &eval.record_md5 {
-        Some(md5) => (crate::evaluation::file_md5(&record).as_ref() == Some(md5)).then_some(eval),
+        Some(md5) => {
+            (crate::predict::evaluation::file_md5(&record).as_ref() == Some(md5)).then_some(eval)
+        }
         None => {
             let modified =
                 |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();

@@ -6,9 +6,9 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
 
-use crate::artifacts::{RunDir, write_atomic};
 use crate::error::TrainError;
-use crate::inference::LoadedModel;
+use crate::predict::inference::LoadedModel;
+use crate::run::artifacts::{RunDir, write_atomic};
 
 /// How a model does on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use burn::prelude::*;
 const MIN_SHARE: usize = 16;
 
 /// One single-threaded pool per thread of rayon's pool (`RAYON_NUM_THREADS` caps the count),
-/// subnormals flushed (see [`crate::fpu`]).
+/// subnormals flushed (see [`crate::compute::fpu`]).
 fn pools() -> &'static [rayon::ThreadPool] {
     static POOLS: OnceLock<Vec<rayon::ThreadPool>> = OnceLock::new();
     POOLS.get_or_init(|| {
@@ -19,7 +19,7 @@ fn pools() -> &'static [rayon::ThreadPool] {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(1)
                     .thread_name(|i| format!("mixer-share-{i}"))
-                    .start_handler(|_| crate::fpu::flush_subnormals())
+                    .start_handler(|_| crate::compute::fpu::flush_subnormals())
                     .build()
                     .ok()
             })

@@ -11,9 +11,9 @@ pub use fashion_mixer_data::picture::prepare_image;
 use fashion_mixer_data::{FashionMnistBatcher, IMAGE_PIXELS, NUM_CLASSES};
 use fashion_mixer_model::{Backend, Model};
 
-use crate::artifacts::{RunDir, load_config};
 use crate::config::TrainingConfig;
 use crate::error::TrainError;
+use crate::run::artifacts::{RunDir, load_config};
 use crate::trainee::Trainee;
 
 /// A trained model, ready for inference.
@@ -47,7 +47,7 @@ pub fn record_path(run: &RunDir) -> Result<PathBuf, TrainError> {
 
 /// `model` with the weights of the Burn record at `path` (made for the same architecture): a
 /// finished run's `model.bpk` (the model's own record) or a training checkpoint (a
-/// [`Trainee`]'s, the model under `model`).
+/// `Trainee`'s, the model under `model`).
 pub fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
     let bad = |message: String| TrainError::BadRecord {
         path: path.to_path_buf(),

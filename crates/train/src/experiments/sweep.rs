@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use fashion_mixer_model::Backend;
 
-use crate::artifacts::load_config;
-use crate::artifacts::{RunDir, write_atomic};
 use crate::config::{OptimizerKind, TrainingConfig};
 use crate::error::TrainError;
-use crate::metrics::{EpochMetrics, RunSummary, read_metrics};
-use crate::plot::{Series, line_chart, y_range};
+use crate::learner::training::{TrainOptions, train};
 use crate::progress::Progress;
-use crate::training::{TrainOptions, train};
+use crate::report::plot::{Series, line_chart, y_range};
+use crate::run::artifacts::load_config;
+use crate::run::artifacts::{RunDir, write_atomic};
+use crate::run::metrics::{EpochMetrics, RunSummary, read_metrics};
 
 /// The grids `sweep --grid` knows.
 pub const GRIDS: [&str; 3] = ["optimizers", "batch", "smoke"];
