@@ -29,6 +29,7 @@ mod infer;
 mod interop;
 mod model;
 mod report;
+mod runs;
 mod serve;
 mod sweep;
 mod train;
@@ -70,8 +71,10 @@ enum Command {
     Infer(infer::InferArgs),
     /// Write a run's pictures (loss, accuracy, confusion) and report.md again.
     Report(report::ReportArgs),
-    /// Run a named grid of trainings (optimizers, batch, smoke); writes summary.md and .png.
-    Sweep(sweep::SweepArgs),
+    /// List the runs under artifacts/ (or --root): status, what changed, what they reached.
+    Runs(runs::RunsArgs),
+    /// Train a grid of runs (named, or any flags' values with --set); writes summary.md and .png.
+    Sweep(Box<sweep::SweepArgs>),
     /// Time training steps and inference; writes bench.json.
     Bench(Box<bench::BenchArgs>),
     /// Write a run's model as model.safetensors, in PyTorch's names and layouts.
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::BenchServe(args) => serve::bench(&args),
         Command::Report(args) => report::run(&args),
+        Command::Runs(args) => runs::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::TuneWgpu(args) => tune::run(&args),

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// milliseconds)
     #[arg(long)]
     pub quiet: bool,
+    /// The runs the runs page (/runs) lists and compares, and whose finished models the
+    /// prediction page can use [default: artifacts]
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -107,7 +111,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             .unwrap_or_else(crate::infer::pretrained),
     );
     let loaded = load_model(&run, args.backend)?;
-    let state = AppState::new(&run, loaded, args.max_batch, args.max_queue);
+    let runs = args
+        .runs
+        .clone()
+        .unwrap_or_else(|| crate::project_root().join("artifacts"));
+    let state = AppState::new(&run, loaded, args.max_batch, args.max_queue).with_runs(runs);
     let server = Server::bind(args.addr, state, args.server_config()).map_err(|e| match e {
         ServeError::Bind {
             kind: ErrorKind::AddrInUse,

@@ -59,6 +59,25 @@ pub fn real_data_dir() -> Option<PathBuf> {
     }
 }
 
+/// A copy of the shipped run (`artifacts/pretrained/`) in `dir`, for the tests of run listings
+/// and pages; with `epochs`, its `metrics.csv` cut to that many rows and its record and
+/// evaluation left out, as an interrupted run (or one still training) would be.
+pub fn copy_shipped_run(dir: &std::path::Path, epochs: Option<usize>) {
+    let shipped = workspace_root().join("artifacts/pretrained");
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(&shipped).unwrap().flatten() {
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    if let Some(epochs) = epochs {
+        let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        let kept: Vec<&str> = metrics.lines().take(epochs + 1).collect();
+        std::fs::write(dir.join("metrics.csv"), kept.join("\n") + "\n").unwrap();
+        for file in ["model.bpk", "eval.json"] {
+            std::fs::remove_file(dir.join(file)).unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::{Command, Output};

@@ -12,6 +12,7 @@ use fashion_mixer_train::inference::{LoadedModel, Prediction, top_k};
 use fashion_mixer_train::{LrSchedule, OptimizerKind, RunDir, TrainingConfig};
 use serde_json::{Value, json};
 
+use crate::board::{Board, Unservable};
 use crate::metrics::Metrics;
 use crate::multipart;
 use crate::predictor::{Image, Predictor};
@@ -31,6 +32,10 @@ pub struct AppState {
     pub model_info: Value,
     /// What `GET /metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// The runs page's folder and the other runs' models (see [`AppState::with_runs`]).
+    pub board: Option<Board>,
+    /// `max_batch` and `max_queue`, for the other runs' models.
+    limits: (usize, usize),
 }
 
 impl AppState {
@@ -53,8 +58,48 @@ impl AppState {
         Self {
             predictor: Predictor::spawn(loaded, max_batch, max_queue, Arc::clone(&metrics)),
             model_info,
+            board: None,
             metrics,
+            limits: (max_batch, max_queue),
         }
+    }
+
+    /// Lists the runs under `root` on the runs page (`GET /runs`), and lets predictions ask
+    /// for any finished one's model (`?run=NAME`).
+    pub fn with_runs(mut self, root: std::path::PathBuf) -> Self {
+        let (max_batch, max_queue) = self.limits;
+        self.board = Some(Board::new(
+            root,
+            (max_batch, max_queue),
+            Arc::clone(&self.metrics),
+            model_info,
+        ));
+        self
+    }
+
+    /// Images waiting for any of the models.
+    pub fn queued(&self) -> usize {
+        self.predictor.queued() + self.board.as_ref().map_or(0, Board::queued)
+    }
+
+    /// The predictor and facts of the run `name` asks for (`None`: the served one).
+    fn served(&self, name: Option<&str>) -> Result<(Predictor, Option<Value>), Reply> {
+        let Some(name) = name.filter(|n| *n != self.model_info["run"]) else {
+            return Ok((self.predictor.clone(), None));
+        };
+        let Some(board) = &self.board else {
+            return Err(Reply::error(404, "this server serves one run: no ?run="));
+        };
+        board
+            .model(name)
+            .map(|served| (served.predictor.clone(), Some(served.info.clone())))
+            .map_err(|e| match e {
+                Unservable::NoSuchRun(name) => Reply::error(
+                    404,
+                    format!("no run named {name} (GET /api/runs lists them)"),
+                ),
+                Unservable::NotReady(why) => Reply::error(409, why),
+            })
     }
 }
 
@@ -189,6 +234,16 @@ impl Reply {
         }
     }
 
+    /// A page.
+    fn html(text: &str) -> Self {
+        Self {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: text.as_bytes().to_vec(),
+            retry_after: None,
+        }
+    }
+
     /// 503 with `Retry-After: 1`: the model cannot take the request now.
     pub fn busy(message: impl Into<String>) -> Self {
         Self {
@@ -210,6 +265,8 @@ pub struct Ask<'a> {
     pub method: &'a str,
     /// The path, without the query.
     pub path: &'a str,
+    /// The query (after `?`; empty when none).
+    pub query: &'a str,
     /// The `Content-Type` header (empty when absent).
     pub content_type: &'a str,
     /// The body (at most [`MAX_BODY_BYTES`]).
@@ -236,6 +293,8 @@ pub struct Upload {
     pub images: Vec<Image>,
     /// Whether the answer is a batch's (`{predictions: [...]}`).
     pub batch: bool,
+    /// The model to ask.
+    pub predictor: Predictor,
 }
 
 impl Upload {
@@ -257,34 +316,86 @@ impl Upload {
     }
 }
 
+/// The value of `key` in a URL query (`a=1&run=x%2Fy`), percent-decoded.
+pub fn param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| {
+            let bytes = v.as_bytes();
+            let mut out = Vec::with_capacity(bytes.len());
+            let mut i = 0;
+            while i < bytes.len() {
+                let hex = v
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match (bytes[i], hex) {
+                    (b'%', Some(b)) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    (b'+', _) => out.push(b' '),
+                    (b, _) => out.push(b),
+                }
+                i += 1;
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    })
+}
+
+/// The routes, for the 404's message.
+const ROUTES: &str = "GET /, GET /runs, GET /healthz, GET /metrics, GET /api/model, \
+                      GET /api/runs, GET /api/run?name=, POST /api/predict, POST /api/predict/batch";
+
 /// What `ask` asks for: an answer now, or pictures to predict.
 pub fn route(state: &AppState, ask: Ask) -> Route {
+    let run = param(ask.query, "run");
+    let board = || {
+        state.board.as_ref().ok_or_else(|| {
+            Reply::error(
+                404,
+                "this server lists no runs (cargo xtask serve --runs DIR)",
+            )
+        })
+    };
     let result = match (ask.method, ask.path) {
-        ("GET", "/") => Ok(Route::Reply(Reply {
-            status: 200,
-            content_type: "text/html; charset=utf-8",
-            body: include_str!("page.html").as_bytes().to_vec(),
-            retry_after: None,
-        })),
+        ("GET", "/") => Ok(Route::Reply(Reply::html(include_str!("page.html")))),
+        ("GET", "/runs") => board().map(|_| Route::Reply(Reply::html(include_str!("runs.html")))),
         ("GET", "/healthz") => Ok(Route::Reply(Reply::json(200, &json!({ "status": "ok" })))),
         ("GET", "/metrics") => Ok(Route::Metrics),
-        ("GET", "/api/model") => Ok(Route::Reply(Reply::json(200, &state.model_info))),
-        ("POST", "/api/predict") => upload(ask, false).map(Route::Predict),
-        ("POST", "/api/predict/batch") => upload(ask, true).map(Route::Predict),
+        ("GET", "/api/model") => state.served(run.as_deref()).map(|(_, info)| {
+            Route::Reply(Reply::json(200, info.as_ref().unwrap_or(&state.model_info)))
+        }),
+        ("GET", "/api/runs") => board().map(|b| Route::Reply(Reply::json(200, &b.list()))),
+        ("GET", "/api/run") => board().and_then(|b| {
+            let name = param(ask.query, "name").unwrap_or_default();
+            b.detail(&name)
+                .map(|detail| Route::Reply(Reply::json(200, &detail)))
+                .ok_or_else(|| {
+                    Reply::error(
+                        404,
+                        format!("no run named {name:?} (GET /api/runs lists them)"),
+                    )
+                })
+        }),
+        ("POST", "/api/predict" | "/api/predict/batch") => {
+            state.served(run.as_deref()).and_then(|(predictor, _)| {
+                upload(ask, ask.path.ends_with("batch"), predictor).map(Route::Predict)
+            })
+        }
         (
             _,
-            "/" | "/healthz" | "/metrics" | "/api/model" | "/api/predict" | "/api/predict/batch",
+            "/" | "/runs" | "/healthz" | "/metrics" | "/api/model" | "/api/runs" | "/api/run"
+            | "/api/predict" | "/api/predict/batch",
         ) => Err(Reply::error(
             405,
             format!("{} is not allowed on {}", ask.method, ask.path),
         )),
         _ => Err(Reply::error(
             404,
-            format!(
-                "no {} {}: the routes are GET /, GET /healthz, GET /metrics, GET /api/model, \
-                 POST /api/predict, POST /api/predict/batch",
-                ask.method, ask.path
-            ),
+            format!("no {} {}: the routes are {ROUTES}", ask.method, ask.path),
         )),
     };
     result.unwrap_or_else(Route::Reply)
@@ -341,7 +452,7 @@ fn prediction_json(input: &Image, prediction: &Prediction) -> Value {
 }
 
 /// The decoded pictures of a prediction request, or the 4xx that says what is wrong with it.
-fn upload(ask: Ask, batch: bool) -> Result<Upload, Reply> {
+fn upload(ask: Ask, batch: bool, predictor: Predictor) -> Result<Upload, Reply> {
     let files = uploads(ask)?;
     let limit = if batch { MAX_BATCH_FILES } else { 1 };
     if files.len() > limit {
@@ -380,5 +491,6 @@ fn upload(ask: Ask, batch: bool) -> Result<Upload, Reply> {
         names: files.into_iter().map(|(name, _)| name).collect(),
         images,
         batch,
+        predictor,
     })
 }

@@ -6,6 +6,10 @@
 //!   probabilities, top3, input_28x28}`; `POST /api/predict/batch` (multipart, one file per
 //!   part): `{predictions: [...]}`; `GET /api/model` (the run by name, never a path);
 //!   `GET /healthz`; `GET /metrics` (Prometheus' text format).
+//! - With a runs folder ([`AppState::with_runs`]): `GET /runs`, a page that lists the runs,
+//!   draws the selected ones' curves on shared axes and updates as epochs land; `GET
+//!   /api/runs`, `GET /api/run?name=`; and `?run=NAME` on the prediction routes and
+//!   `/api/model` asks any finished run's model.
 //! - Bad input is a 4xx with `{"error": "..."}` naming the problem; the server goes on. A full
 //!   model queue, or too many connections, is a 503 with `Retry-After`.
 //!
@@ -16,12 +20,14 @@
 //! forward pass.
 
 mod api;
+mod board;
 pub mod load;
 pub mod metrics;
 mod multipart;
 mod predictor;
 mod server;
 
-pub use api::{AppState, MAX_BODY_BYTES, config_summary, model_info, page_gaps, run_name};
+pub use api::{AppState, MAX_BODY_BYTES, config_summary, model_info, page_gaps, param, run_name};
+pub use board::{Board, Served, Unservable};
 pub use predictor::{Pending, Predictor, Refused};
 pub use server::{Access, AccessLog, ServeError, Server, ServerConfig, Stopper};

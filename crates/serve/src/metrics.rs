@@ -10,11 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The routes, as the metrics label them: a request to any other path counts as `other`, so
 /// a client cannot make the label set grow.
-pub const ROUTES: [&str; 7] = [
+pub const ROUTES: [&str; 10] = [
     "/",
+    "/runs",
     "/healthz",
     "/metrics",
     "/api/model",
+    "/api/runs",
+    "/api/run",
     "/api/predict",
     "/api/predict/batch",
     "other",

@@ -132,7 +132,7 @@ impl Shared {
         Gauges {
             connections_open: self.open.load(Ordering::Relaxed),
             connections_max: self.config.max_connections,
-            queue_depth: self.state.predictor.queued(),
+            queue_depth: self.state.queued(),
             queue_capacity: self.state.predictor.capacity(),
             body_bytes: self.config.max_body_memory - self.body_memory.available_permits(),
         }
@@ -565,6 +565,7 @@ async fn handle(
     state.enter(Phase::Body);
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
     let header = |name| {
         request
             .headers()
@@ -580,6 +581,7 @@ async fn handle(
             let ask = Ask {
                 method: &method,
                 path: &path,
+                query: &query,
                 content_type: &content_type,
                 body: &body,
             };
@@ -626,7 +628,7 @@ async fn answer(shared: &Shared, ask: Ask<'_>) -> Reply {
             body: shared.state.metrics.render(shared.gauges()).into_bytes(),
             retry_after: None,
         },
-        Route::Predict(upload) => match shared.state.predictor.submit(upload.images.clone()) {
+        Route::Predict(upload) => match upload.predictor.submit(upload.images.clone()) {
             Ok(pending) => match pending.wait().await {
                 Ok(predictions) => upload.answer(&predictions),
                 Err(refused) => Reply::busy(refused.to_string()),

@@ -24,7 +24,7 @@ mod experiments;
 
 pub use config::{LrSchedule, OptimizerKind, Preset, TrainingConfig, TrainingConfigError};
 pub use error::TrainError;
-pub use experiments::{bench, sweep};
+pub use experiments::{bench, runs, sweep};
 pub use learner::{PlainRenderer, schedule, training};
 pub use predict::{evaluation, inference};
 pub use progress::Progress;

@@ -7,5 +7,6 @@ mod common;
 mod interop;
 mod interrupt;
 mod presets;
+mod runs;
 mod serve_cli;
 mod train_cli;

@@ -2,6 +2,7 @@
 //! of bad input is a 4xx JSON error after which the server still answers, and a bounded load;
 //! hostile clients and overload (`hostile.rs`) and the metrics (`metrics.rs`).
 
+mod board;
 mod hostile;
 mod metrics;
 
@@ -49,7 +50,11 @@ impl Running {
     pub fn with(config: ServerConfig, max_queue: usize) -> Self {
         let run = RunDir::new(root().join("artifacts/pretrained"));
         let loaded = load_model(&run, None).unwrap();
-        let state = AppState::new(&run, loaded, 64, max_queue);
+        Self::serve(AppState::new(&run, loaded, 64, max_queue), config)
+    }
+
+    /// `state` served with `config`.
+    pub fn serve(state: AppState, config: ServerConfig) -> Self {
         let predictor = state.predictor.clone();
         let server = Server::bind("127.0.0.1:0".parse().unwrap(), state, config).unwrap();
         let addr = server.local_addr();
@@ -404,7 +409,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Headless Chromium, when installed.
-fn chromium() -> Option<&'static str> {
+pub fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|name| {

@@ -167,7 +167,12 @@ pub fn parse(text: &str) -> Scrape {
 
 /// The server's metrics now.
 pub fn scrape(running: &Running) -> Scrape {
-    let (status, text) = get(&format!("{}/metrics", running.base));
+    scrape_at(&running.base)
+}
+
+/// The metrics of the server at `base` (`http://HOST:PORT`) now.
+pub fn scrape_at(base: &str) -> Scrape {
+    let (status, text) = get(&format!("{base}/metrics"));
     assert_eq!(status, 200, "{text}");
     parse(&text)
 }

@@ -25,23 +25,26 @@ pub struct SweepRun {
     /// Its folder's name inside the sweep's folder.
     pub name: String,
     /// The settings the grid varies, as (name, value) for the summary table.
-    pub varied: Vec<(&'static str, String)>,
+    pub varied: Vec<(String, String)>,
     /// The full configuration.
     pub config: TrainingConfig,
 }
 
 fn run(name: &str, config: TrainingConfig) -> SweepRun {
     let mut varied = vec![
-        ("optimizer", config.optimizer.name().to_string()),
-        ("lr", format!("{}", config.lr)),
+        ("optimizer".to_string(), config.optimizer.name().to_string()),
+        ("lr".to_string(), format!("{}", config.lr)),
     ];
     if config.optimizer == OptimizerKind::Sgd {
-        varied.push(("momentum", format!("{}", config.momentum)));
+        varied.push(("momentum".to_string(), format!("{}", config.momentum)));
     }
     if config.weight_decay > 0.0 {
-        varied.push(("weight decay", format!("{}", config.weight_decay)));
+        varied.push((
+            "weight decay".to_string(),
+            format!("{}", config.weight_decay),
+        ));
     }
-    varied.push(("batch", config.batch_size.to_string()));
+    varied.push(("batch".to_string(), config.batch_size.to_string()));
     SweepRun {
         name: name.to_string(),
         varied,
@@ -106,6 +109,30 @@ pub fn grid(name: &str) -> Option<Vec<SweepRun>> {
     Some(runs)
 }
 
+/// A grid over settings: each point's settings (name, value, in order) and configuration
+/// become a run whose folder is named after them (`lr1e-3-weight-decay0`).
+pub fn point(settings: Vec<(String, String)>, config: TrainingConfig) -> SweepRun {
+    let name = settings
+        .iter()
+        .map(|(k, v)| format!("{k}{v}"))
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    SweepRun {
+        name,
+        varied: settings,
+        config,
+    }
+}
+
 /// Settings applied to every run of a grid.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SweepOverrides {
@@ -115,6 +142,21 @@ pub struct SweepOverrides {
     pub limit_train: Option<usize>,
     /// Backend.
     pub backend: Option<Backend>,
+}
+
+impl SweepOverrides {
+    /// Sets what is given on `config`.
+    pub fn apply(&self, config: &mut TrainingConfig) {
+        if let Some(epochs) = self.epochs {
+            config.epochs = epochs;
+        }
+        if self.limit_train.is_some() {
+            config.limit_train = self.limit_train;
+        }
+        if let Some(backend) = self.backend {
+            config.backend = backend;
+        }
+    }
 }
 
 /// How one run of a sweep went.
@@ -161,16 +203,7 @@ pub fn sweep(
     let mut interrupted = false;
     for (i, sweep_run) in runs.iter().enumerate() {
         let mut sweep_run = sweep_run.clone();
-        let config = &mut sweep_run.config;
-        if let Some(epochs) = overrides.epochs {
-            config.epochs = epochs;
-        }
-        if overrides.limit_train.is_some() {
-            config.limit_train = overrides.limit_train;
-        }
-        if let Some(backend) = overrides.backend {
-            config.backend = backend;
-        }
+        overrides.apply(&mut sweep_run.config);
         let dir = root.join(&sweep_run.name);
         let run = RunDir::new(&dir);
         progress.say(&format!(
@@ -253,10 +286,10 @@ pub fn write_summary(
     })?;
     write_atomic(&picture, &png)?;
 
-    let mut keys: Vec<&'static str> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
     for o in outcomes {
         for (k, _) in &o.run.varied {
-            if !keys.contains(k) {
+            if !keys.contains(&k.as_str()) {
                 keys.push(k);
             }
         }
@@ -264,8 +297,8 @@ pub fn write_summary(
     let mut md = String::from("# Sweep summary\n\n");
     let _ = writeln!(
         md,
-        "Coursework model (K=7, d=128, token 64, channel 256, depth 2), seed 42, one row per \
-         run; accuracies from each run's `metrics.csv`.\n"
+        "One row per run: the settings the sweep varies (every other setting is in the run's \
+         `config.json`), and accuracies from its `metrics.csv`.\n"
     );
     let _ = write!(md, "| run |");
     for k in &keys {

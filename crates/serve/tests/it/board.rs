@@ -1,0 +1,181 @@
+//! The runs page (`/runs`) and its API: runs listed without server paths, another run's model
+//! answering `?run=`, and in headless Chromium two selected runs drawn on shared axes, and a run
+//! that gains an epoch while the page is open shown with it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fashion_mixer_data::testing::copy_shipped_run;
+use fashion_mixer_serve::{AppState, ServerConfig};
+use fashion_mixer_train::RunDir;
+use fashion_mixer_train::inference::load_model;
+use serde_json::Value;
+
+use super::metrics::scrape_at;
+use super::{Running, chromium, get, photos, post, root};
+
+/// The shipped model served with the runs under `runs`.
+fn board(runs: &Path) -> Running {
+    let run = RunDir::new(root().join("artifacts/pretrained"));
+    let state =
+        AppState::new(&run, load_model(&run, None).unwrap(), 64, 256).with_runs(runs.to_path_buf());
+    Running::serve(state, ServerConfig::default())
+}
+
+#[test]
+fn the_runs_api_lists_runs_by_name_and_serves_their_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_shipped_run(&tmp.path().join("whole"), None);
+    copy_shipped_run(&tmp.path().join("sweep/half"), Some(25));
+    let board = board(tmp.path());
+    let (status, list) = get(&format!("{}/api/runs", board.base));
+    assert_eq!(status, 200);
+    assert!(!list.contains(&tmp.path().display().to_string()), "{list}");
+    let list: Vec<Value> = serde_json::from_str(&list).unwrap();
+    let names: Vec<&str> = list.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"whole") && names.contains(&"sweep/half"));
+    let (status, detail) = get(&format!("{}/api/run?name=sweep%2Fhalf", board.base));
+    assert_eq!(status, 200);
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["metrics"].as_array().unwrap().len(), 25);
+    assert_eq!(detail["run"]["status"]["state"], "interrupted");
+    // Another finished run answers `?run=`; an unfinished one, or none, is named.
+    let (_, bytes, class) = &photos()[0];
+    let (status, answer) = post(
+        &format!("{}/api/predict?run=whole", board.base),
+        "image/png",
+        bytes,
+    );
+    assert_eq!(
+        (status, answer["class"].as_str()),
+        (200, Some(class.as_str()))
+    );
+    let (status, info) = get(&format!("{}/api/model?run=whole", board.base));
+    assert_eq!(status, 200);
+    assert!(info.contains("\"run\":\"whole\""), "{info}");
+    let (status, answer) = post(
+        &format!("{}/api/predict?run=sweep/half", board.base),
+        "image/png",
+        bytes,
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("interrupted"));
+    let (status, answer) = post(
+        &format!("{}/api/predict?run=..%2F..%2Fetc", board.base),
+        "image/png",
+        bytes,
+    );
+    assert_eq!(status, 404, "{answer}");
+}
+
+/// Headless Chromium's DOM of `url`, its timers run for `virtual_ms` of virtual time.
+fn dom(browser: &str, url: &str, virtual_ms: u32) -> String {
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            &format!("--virtual-time-budget={virtual_ms}"),
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `data-epochs` of run `name`'s first line in `dom`.
+fn epochs_drawn(dom: &str, name: &str) -> Option<usize> {
+    let at = dom.find(&format!("<polyline data-run=\"{name}\" data-epochs=\""))?;
+    let rest = &dom[at..];
+    let start = rest.find("data-epochs=\"")? + "data-epochs=\"".len();
+    rest[start..].split('"').next()?.parse().ok()
+}
+
+#[test]
+fn the_runs_page_draws_two_runs_and_a_new_epoch_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        fashion_mixer_data::testing::skip(
+            "no Chromium to open the runs page (apt-get install chromium)",
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    copy_shipped_run(&tmp.path().join("whole"), None);
+    copy_shipped_run(&tmp.path().join("growing"), Some(3));
+    let board = board(tmp.path());
+    let url = format!("{}/runs?select=whole,growing", board.base);
+    let page = dom(browser, &url, 5_000);
+    assert_eq!(epochs_drawn(&page, "whole"), Some(50), "{page}");
+    assert_eq!(epochs_drawn(&page, "growing"), Some(3), "{page}");
+    // Test and train, accuracy and loss: four lines a run.
+    assert_eq!(page.matches("<polyline data-run=\"whole\"").count(), 4);
+    assert_eq!(page.matches("<polyline data-run=\"growing\"").count(), 4);
+    assert!(page.contains("interrupted at 3 of 50"), "{page}");
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runs-page.png");
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1150,1100",
+            "--virtual-time-budget=5000",
+            &format!("--screenshot={}", screenshot.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("screenshot of the runs page: {}", screenshot.display());
+
+    // The page open, asking every 200 ms (of the browser's virtual time): once it has asked
+    // for the growing run twice, the run gains its fourth epoch; the page must draw it
+    // without being reloaded.
+    let metrics_before = scrape_at(&board.base).value(
+        "fashion_mixer_http_requests_total",
+        &[("route", "/api/run"), ("status", "200")],
+    );
+    let browsing = {
+        let (browser, url) = (browser.to_string(), format!("{url}&every=200"));
+        std::thread::spawn(move || dom(&browser, &url, 120_000))
+    };
+    let start = Instant::now();
+    loop {
+        let asked = scrape_at(&board.base).value(
+            "fashion_mixer_http_requests_total",
+            &[("route", "/api/run"), ("status", "200")],
+        );
+        if asked >= metrics_before + 4.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the page never asked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let whole = std::fs::read_to_string(tmp.path().join("whole/metrics.csv")).unwrap();
+    let fourth = whole.lines().nth(4).unwrap();
+    let growing = tmp.path().join("growing/metrics.csv");
+    let mut rows = std::fs::read_to_string(&growing).unwrap();
+    rows.push_str(fourth);
+    rows.push('\n');
+    let tmp_file = growing.with_extension("tmp");
+    std::fs::write(&tmp_file, rows).unwrap();
+    std::fs::rename(&tmp_file, &growing).unwrap();
+    let page = browsing.join().unwrap();
+    assert_eq!(epochs_drawn(&page, "growing"), Some(4), "{page}");
+    let updates: usize = page
+        .split("data-updates=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(updates > 2, "{updates} updates");
+}
