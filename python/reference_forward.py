@@ -114,18 +114,25 @@ def main():
     )
     if not args.compare:
         return
-    with open(args.compare) as f:
+    if not compare(args.compare, logits, predicted, args.tolerance):
+        sys.exit(1)
+
+
+def compare(path, logits, predicted, tolerance):
+    """Whether `logits` (one row per test item, from item 0) are within `tolerance` of
+    `cargo xtask infer --json`'s lines in `path`, with the same predicted classes; prints how
+    far apart they are."""
+    with open(path) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     by_index = {int(line["source"][5:-1]): line for line in lines if line["source"].startswith("test[")}
-    missing = [i for i in range(len(images)) if i not in by_index]
+    missing = [i for i in range(len(logits)) if i not in by_index]
     if missing:
-        sys.exit(f"{args.compare}: no line for test items {missing[:5]}...")
-    theirs = np.array([by_index[i]["logits"] for i in range(len(images))], dtype=np.float64)
+        sys.exit(f"{path}: no line for test items {missing[:5]}...")
+    theirs = np.array([by_index[i]["logits"] for i in range(len(logits))], dtype=np.float64)
     worst = float(np.abs(theirs - logits).max())
     same = int((theirs.argmax(axis=1) == predicted).sum())
-    print(f"against {args.compare}: max |logit difference| {worst:.2e}, same class {same}/{len(images)}")
-    if worst > args.tolerance or same != len(images):
-        sys.exit(1)
+    print(f"against {path}: max |logit difference| {worst:.2e}, same class {same}/{len(logits)}")
+    return worst <= tolerance and same == len(logits)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ use burn::module::Module;
 use clap::Args;
 use fashion_mixer_train::artifacts::prepare_output;
 use fashion_mixer_train::inference::load_model;
-use fashion_mixer_train::interop::{default_export_path, export, import};
+use fashion_mixer_train::interop::{ExportFormat, export_with_card, import};
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
 #[derive(Args, Debug, Clone)]
@@ -16,10 +16,14 @@ pub struct ExportArgs {
     /// The run's folder [default: artifacts/pretrained]
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
-    /// Where to write (its folder is made if need be) [default: model.safetensors in the run's
-    /// folder]
+    /// Where to write (its folder is made if need be); the model card, README.md, goes beside
+    /// it [default: model.safetensors or model.onnx in the run's folder]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// safetensors (PyTorch's names and layouts) or onnx (the whole forward pass, pixels 0-255
+    /// in, logits out)
+    #[arg(long, default_value = "safetensors", value_name = "FORMAT")]
+    pub format: ExportFormat,
 }
 
 pub fn run_export(args: &ExportArgs) -> Result<()> {
@@ -32,14 +36,15 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_export_path(&run));
+        .unwrap_or_else(|| run.root().join(args.format.file_name()));
     prepare_output(&out)?;
-    export(&loaded, &out)?;
+    let card = export_with_card(&run, &loaded, &out, args.format, &run.name())?;
     println!(
-        "wrote {} ({} parameters, from {})",
+        "wrote {} ({} parameters, from {}) and its model card {}",
         out.display(),
         loaded.model.num_params(),
-        loaded.record.display()
+        loaded.record.display(),
+        card.display()
     );
     Ok(())
 }

@@ -19,7 +19,7 @@ pub use device::{
     Backend, DeviceError, WGPU_START_TIMEOUT, kernel_cache_file, tuning, wgpu_adapter,
 };
 pub use model::{Model, ModelConfig, ModelConfigError};
-pub use stem::PatchStem;
+pub use stem::{PatchStem, patches_per_side};
 
 /// A helper for the workspace's tests: tensors equal within the tolerance they all use.
 pub mod testing {

@@ -105,10 +105,7 @@ impl AppState {
 
 /// The run's name: its folder's name, never the path to it (which a server must not show).
 pub fn run_name(run: &RunDir) -> String {
-    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    name(run.root())
-        .or_else(|| run.root().canonicalize().ok().as_deref().and_then(name))
-        .unwrap_or_else(|| "run".into())
+    run.name()
 }
 
 /// The configuration in one line: the architecture, then the training recipe.

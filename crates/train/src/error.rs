@@ -136,6 +136,9 @@ pub enum TrainError {
     /// Ctrl-C (SIGINT, SIGTERM) could not be caught, so an interruption could not be clean.
     #[error("cannot install the Ctrl-C handler: {0}")]
     Signals(std::io::Error),
+    /// A `README.md` where `export` would write its model card, not written by `export`.
+    #[error("{}: a README.md that is not a model card written by export; it is left as it is: choose another --out folder", .0.display())]
+    CardInTheWay(PathBuf),
     /// Training stopped on an error inside the Learner (burn-train reports it as text).
     #[error("training failed: {0}")]
     Training(String),

@@ -13,10 +13,10 @@ mod trainee;
 mod run;
 // A saved run put to use: inference and evaluation.
 mod predict;
-// Weights in and out: safetensors in PyTorch's names.
-pub mod interop;
 // Pictures and `report.md`.
 pub mod report;
+// Weights in and out: safetensors in PyTorch's names, ONNX, and the model card.
+pub mod interop;
 // The Learner wiring.
 mod learner;
 // Sweeps and benchmarks.

@@ -139,16 +139,25 @@ fn python() -> Option<std::ffi::OsString> {
     python
 }
 
-/// `python/reference_forward.py` on `file` (exported from `run`) gives the logits of
-/// `infer --json` on the first `count` test items of `data`, within 1e-4, and the same classes.
-fn numpy_agrees(python: &std::ffi::OsStr, run: &Path, file: &Path, data: &Path, count: usize) {
+/// `python/SCRIPT FILE --data DATA --count COUNT --compare INFER.jsonl EXTRA...`, where the
+/// lines are `infer --json`'s for the run in `run` (which `file` was exported from): it must
+/// succeed and find the same class for all `count` items. Returns what it printed.
+fn python_agrees(
+    python: &std::ffi::OsStr,
+    script: &str,
+    run: &Path,
+    file: &Path,
+    extra: &[&std::ffi::OsStr],
+    data: &Path,
+    count: usize,
+) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let lines = infer(run, data, count);
     let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let infer_out = tmp.path().join("infer.jsonl");
     std::fs::write(&infer_out, jsonl).unwrap();
     let out = std::process::Command::new(python)
-        .arg(root().join("python/reference_forward.py"))
+        .arg(root().join("python").join(script))
         .arg(file)
         .args([
             "--data",
@@ -158,6 +167,7 @@ fn numpy_agrees(python: &std::ffi::OsStr, run: &Path, file: &Path, data: &Path, 
         ])
         .arg("--compare")
         .arg(&infer_out)
+        .args(extra)
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
@@ -166,6 +176,13 @@ fn numpy_agrees(python: &std::ffi::OsStr, run: &Path, file: &Path, data: &Path, 
         stdout.contains(&format!("same class {count}/{count}")),
         "{stdout}"
     );
+    stdout
+}
+
+/// `python/reference_forward.py` on `file` (exported from `run`) gives the logits of
+/// `infer --json` on the first `count` test items of `data`, within 1e-4, and the same classes.
+fn numpy_agrees(python: &std::ffi::OsStr, run: &Path, file: &Path, data: &Path, count: usize) {
+    python_agrees(python, "reference_forward.py", run, file, &[], data, count);
 }
 
 /// Writes the tensors of `source` into `dest`, changed by `edit`.
@@ -385,4 +402,140 @@ fn numpy_reference_follows_every_option() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     numpy_agrees(&python, &run, &file, &data, 64);
+    let onnx = tmp.path().join("onnx/model.onnx");
+    export_onnx(&run, &onnx);
+    onnx_agrees(&python, &run, &onnx, &file, &data, 64);
+}
+
+/// `export --format onnx` of the run in `run` to `out`.
+fn export_onnx(run: &Path, out: &Path) {
+    let done = xtask(&[
+        "export",
+        "--format",
+        "onnx",
+        "--artifacts",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert!(
+        text(&done.stdout).contains("model card"),
+        "{}",
+        text(&done.stdout)
+    );
+}
+
+/// `python/onnx_check.py`: the ONNX checker accepts `onnx`; ONNX Runtime, fed the first `count`
+/// test images of `data` as pixels 0-255, gives `infer --json`'s logits within 1e-4 and the
+/// same classes; every weight equals the safetensors export `weights` bit for bit.
+fn onnx_agrees(
+    python: &std::ffi::OsStr,
+    run: &Path,
+    onnx: &Path,
+    weights: &Path,
+    data: &Path,
+    count: usize,
+) {
+    let extra = ["--weights".as_ref(), weights.as_os_str()];
+    let stdout = python_agrees(python, "onnx_check.py", run, onnx, &extra, data, count);
+    assert!(stdout.contains("onnx checker: ok"), "{stdout}");
+    assert!(stdout.contains("bit for bit"), "{stdout}");
+}
+
+/// The shipped model as ONNX: checked by the ONNX checker, ONNX Runtime's logits on the first
+/// 200 test images equal to `infer --json`'s within 1e-4 with the same classes, its weights the
+/// record's bit for bit; and the model card beside it states the run's figures.
+#[test]
+fn onnx_runtime_gets_the_same_logits() {
+    let Some(data) = fashion_mixer_data::testing::real_data_dir() else {
+        return;
+    };
+    let Some(python) = python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = export_pretrained(tmp.path());
+    let onnx = tmp.path().join("onnx/model.onnx");
+    let shipped = root().join("artifacts/pretrained");
+    export_onnx(&shipped, &onnx);
+    onnx_agrees(&python, &shipped, &onnx, &weights, &data, 200);
+    let card = std::fs::read_to_string(tmp.path().join("onnx/README.md")).unwrap();
+    assert!(
+        card.starts_with("---\nlibrary_name: fashion-mixer\n"),
+        "{card}"
+    );
+    for needle in [
+        "datasets:\n- zalando-datasets/fashion_mnist",
+        "value: 93.36",
+        "value: 93.26",
+        "294,990 parameters",
+        "| Ankle boot | 96.30% | 96.80% |",
+        "ort.InferenceSession(\"model.onnx\")",
+        "(p / 255 - 0.286) / 0.353",
+    ] {
+        assert!(card.contains(needle), "{needle}: {card}");
+    }
+}
+
+/// Bad export requests: one line each, exit code 2, nothing written.
+#[test]
+fn a_bad_export_is_one_line_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let no_record = tmp.path().join("no-record");
+    fashion_mixer_data::testing::copy_shipped_run(&no_record, Some(3));
+    let out_dir = tmp.path().join("out");
+    let blocked = tmp.path().join("a-file");
+    std::fs::write(&blocked, "not a folder").unwrap();
+    let in_the_way = tmp.path().join("theirs");
+    std::fs::create_dir(&in_the_way).unwrap();
+    std::fs::write(in_the_way.join("README.md"), "# My notes\n").unwrap();
+    let no_record_out = out_dir.join("model.onnx");
+    let blocked_out = blocked.join("model.onnx");
+    let theirs_out = in_the_way.join("model.onnx");
+    for (case, args, needles) in [
+        (
+            "a run without a record",
+            vec![
+                "--artifacts",
+                no_record.to_str().unwrap(),
+                "--out",
+                no_record_out.to_str().unwrap(),
+            ],
+            vec!["model.bpk", "no checkpoint"],
+        ),
+        (
+            "an --out that cannot be written",
+            vec!["--out", blocked_out.to_str().unwrap()],
+            vec!["a-file"],
+        ),
+        (
+            "a README.md that is not a model card",
+            vec!["--out", theirs_out.to_str().unwrap()],
+            vec!["README.md", "not a model card"],
+        ),
+    ] {
+        let mut full = vec!["export", "--format", "onnx"];
+        full.extend(args);
+        let out = xtask(&full);
+        assert_user_error(case, &out, &needles);
+    }
+    // A flag's value that cannot be read gets clap's message (its first line says it), exit 2.
+    let out = xtask(&["export", "--format", "tflite"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("tflite") && first.contains("expected safetensors or onnx"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out_dir.join("model.onnx").exists());
+    assert_eq!(
+        std::fs::read_to_string(in_the_way.join("README.md")).unwrap(),
+        "# My notes\n"
+    );
+    assert!(!theirs_out.exists());
+    let left: Vec<_> = std::fs::read_dir(&in_the_way).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

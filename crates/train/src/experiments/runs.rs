@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{PRESETS, TrainingConfig};
-use crate::learner::training::current_evaluation;
+use crate::predict::evaluation::current_evaluation;
 use crate::run::artifacts::{RunDir, load_config};
 use crate::run::metrics::{RunSummary, read_metrics};
 

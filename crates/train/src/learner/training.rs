@@ -16,7 +16,7 @@ use crate::config::TrainingConfig;
 use crate::error::TrainError;
 use crate::learner::renderer::PlainRenderer;
 use crate::learner::signals::StopOnSignals;
-use crate::predict::evaluation::{Evaluation, evaluate};
+use crate::predict::evaluation::evaluate;
 use crate::predict::inference::{load_model, record_path};
 use crate::progress::Progress;
 use crate::report::{ReportFiles, write_report};
@@ -256,25 +256,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     })
 }
 
-/// `eval.json` when it still describes the run's record: the same record, by its MD5 (or, for
-/// files written before the MD5 was kept, written after the record).
-pub fn current_evaluation(run: &RunDir) -> Option<Evaluation> {
-    let record = record_path(run).ok()?;
-    let eval: Evaluation = serde_json::from_slice(&std::fs::read(run.eval()).ok()?).ok()?;
-    if eval.record != run.relative(&record) {
-        return None;
-    }
-    match &eval.record_md5 {
-        Some(md5) => {
-            (crate::predict::evaluation::file_md5(&record).as_ref() == Some(md5)).then_some(eval)
-        }
-        None => {
-            let modified =
-                |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            (modified(&run.eval())? >= modified(&record)?).then_some(eval)
-        }
-    }
-}
+pub use crate::predict::evaluation::current_evaluation;
 
 /// The train and test splits, when a report needs them and has them.
 pub type Splits = Option<(FashionMnistDataset, FashionMnistDataset)>;

@@ -7,7 +7,7 @@ use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::predict::inference::LoadedModel;
+use crate::predict::inference::{LoadedModel, record_path};
 use crate::run::artifacts::{RunDir, write_atomic};
 
 /// How a model does on one split.
@@ -119,4 +119,21 @@ pub fn evaluate(
     let json = serde_json::to_string_pretty(&evaluation).expect("serialisable");
     write_atomic(&run.eval(), json.as_bytes())?;
     Ok(evaluation)
+}
+/// `eval.json` when it still describes the run's record: the same record, by its MD5 (or, for
+/// files written before the MD5 was kept, written after the record).
+pub fn current_evaluation(run: &RunDir) -> Option<Evaluation> {
+    let record = record_path(run).ok()?;
+    let eval: Evaluation = serde_json::from_slice(&std::fs::read(run.eval()).ok()?).ok()?;
+    if eval.record != run.relative(&record) {
+        return None;
+    }
+    match &eval.record_md5 {
+        Some(md5) => (file_md5(&record).as_ref() == Some(md5)).then_some(eval),
+        None => {
+            let modified =
+                |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            (modified(&run.eval())? >= modified(&record)?).then_some(eval)
+        }
+    }
 }

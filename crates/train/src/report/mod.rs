@@ -66,7 +66,8 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-fn pct(fraction: f64) -> String {
+/// A fraction as a percentage with two decimals (93.36%).
+pub fn pct(fraction: f64) -> String {
     format!("{:.2}%", 100.0 * fraction)
 }
 

@@ -24,6 +24,14 @@ impl RunDir {
         &self.root
     }
 
+    /// The run's name: its folder's name (never the path to it, which a server must not show).
+    pub fn name(&self) -> String {
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        name(&self.root)
+            .or_else(|| self.root.canonicalize().ok().as_deref().and_then(name))
+            .unwrap_or_else(|| "run".into())
+    }
+
     /// `path` relative to the folder when it lies inside it (else `path` whole), as text.
     pub fn relative(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)

@@ -6,6 +6,10 @@
 //! turn Burn's `Linear` weights `[in, out]` into PyTorch's `[out, in]` and LayerNorm's
 //! `gamma`/`beta` into `weight`/`bias`. The file's metadata says how to feed the model.
 
+pub mod card;
+pub mod onnx;
+mod proto;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -281,9 +285,97 @@ pub fn import(
     Ok(config)
 }
 
-/// `model.safetensors` in `run`: where `export` writes by default.
-pub fn default_export_path(run: &RunDir) -> PathBuf {
-    run.root().join("model.safetensors")
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    /// `model.safetensors`, PyTorch's names and layouts.
+    #[default]
+    Safetensors,
+    /// `model.onnx`, the whole forward pass.
+    Onnx,
+}
+
+impl ExportFormat {
+    /// The weights' file name in a run's folder.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ExportFormat::Safetensors => "model.safetensors",
+            ExportFormat::Onnx => "model.onnx",
+        }
+    }
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "safetensors" => Ok(Self::Safetensors),
+            "onnx" => Ok(Self::Onnx),
+            _ => Err(format!(
+                "unknown format '{s}' (expected safetensors or onnx)"
+            )),
+        }
+    }
+}
+
+/// Writes the model of the run in `run` (loaded as `loaded`) to `out` in `format`, and its
+/// model card as `README.md` beside it; returns the card's path. A `README.md` there that is
+/// not a model card is refused before anything is written; each file is written atomically.
+pub fn export_with_card(
+    run: &RunDir,
+    loaded: &LoadedModel,
+    out: &Path,
+    format: ExportFormat,
+    name: &str,
+) -> Result<PathBuf, TrainError> {
+    let card_path = out
+        .parent()
+        .map_or_else(|| PathBuf::from("README.md"), |dir| dir.join("README.md"));
+    if card_path.exists() {
+        let ours = std::fs::read_to_string(&card_path)
+            .is_ok_and(|text| text.lines().nth(1) == Some(card::CARD_MARK));
+        if !ours {
+            return Err(TrainError::CardInTheWay(card_path));
+        }
+    }
+    let history = crate::run::metrics::read_metrics(&run.metrics()).unwrap_or_default();
+    let evaluation = crate::predict::evaluation::current_evaluation(run);
+    let parameters = loaded.model.num_params();
+    let weights = out
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let text = card::model_card(card::CardInputs {
+        name,
+        config: &loaded.config,
+        parameters,
+        evaluation: evaluation.as_ref(),
+        history: &history,
+        weights: &weights,
+    });
+    match format {
+        ExportFormat::Safetensors => export(loaded, out)?,
+        ExportFormat::Onnx => {
+            let config = serde_json::to_string(&loaded.config).expect("a config serialises");
+            onnx::export_onnx(
+                loaded,
+                out,
+                &[
+                    (META_CONFIG, config),
+                    (
+                        META_CLASSES,
+                        serde_json::to_string(&CLASS_NAMES).expect("names"),
+                    ),
+                    (
+                        META_NORMALIZATION,
+                        format!("{{\"mean\": {MEAN}, \"std\": {STD}, \"inside\": true}}"),
+                    ),
+                ],
+            )?
+        }
+    }
+    write_atomic(&card_path, text.as_bytes())?;
+    Ok(card_path)
 }
 
 #[cfg(test)]
