@@ -7,7 +7,7 @@ use clap::Args;
 use fashion_mixer_data::CLASS_NAMES;
 use fashion_mixer_model::Backend;
 use fashion_mixer_train::RunDir;
-use fashion_mixer_train::evaluation::evaluate;
+use fashion_mixer_train::evaluation::evaluate_with;
 use fashion_mixer_train::inference::load_model;
 use fashion_mixer_train::training::load_splits;
 
@@ -21,6 +21,10 @@ pub struct EvalArgs {
     /// Backend to evaluate on [default: the run's]
     #[arg(long)]
     pub backend: Option<Backend>,
+    /// Also score the test set with test-time augmentation: each image's and its left-right
+    /// mirror's probabilities averaged (a separate figure; the plain one stays as it is)
+    #[arg(long)]
+    pub tta: bool,
     #[command(flatten)]
     pub data: DataDirArg,
 }
@@ -33,7 +37,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     );
     let loaded = load_model(&run, args.backend)?;
     let (train, test) = load_splits(&args.data.locate()?, &loaded.config)?;
-    let eval = evaluate(&run, &loaded, &train, &test)?;
+    let eval = evaluate_with(&run, &loaded, &train, &test, args.tta)?;
     println!(
         "record: {} (backend {})",
         run.root().join(&eval.record).display(),
@@ -56,6 +60,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         100.0 * mirrored.accuracy,
         mirrored.loss
     );
+    if let Some(tta) = &eval.test_flip_averaged {
+        println!(
+            " test, flip-averaged (TTA: each image and its mirror): accuracy {:.2}%  loss {:.4}",
+            100.0 * tta.accuracy,
+            tta.loss
+        );
+    }
     println!("per-class test accuracy (as given / mirrored):");
     for (c, name) in CLASS_NAMES.iter().enumerate() {
         println!(

@@ -64,7 +64,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub quiet: bool,
     /// The runs the runs page (/runs) lists and compares, and whose finished models the
-    /// prediction page can use [default: artifacts]
+    /// prediction page can use [default: artifacts; with --public, none unless given]
     #[arg(long, value_name = "DIR")]
     pub runs: Option<PathBuf>,
 }
@@ -111,11 +111,16 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             .unwrap_or_else(crate::infer::pretrained),
     );
     let loaded = load_model(&run, args.backend)?;
-    let runs = args
-        .runs
-        .clone()
-        .unwrap_or_else(|| crate::project_root().join("artifacts"));
-    let state = AppState::new(&run, loaded, args.max_batch, args.max_queue).with_runs(runs);
+    let mut state = AppState::new(&run, loaded, args.max_batch, args.max_queue);
+    // Served to other machines, the runs are listed only when asked for.
+    let runs = match (&args.runs, args.public) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, false) => Some(crate::project_root().join("artifacts")),
+        (None, true) => None,
+    };
+    if let Some(runs) = runs {
+        state = state.with_runs(runs);
+    }
     let server = Server::bind(args.addr, state, args.server_config()).map_err(|e| match e {
         ServeError::Bind {
             kind: ErrorKind::AddrInUse,

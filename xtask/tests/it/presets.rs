@@ -239,6 +239,7 @@ fn pretrained_model_reproduces_its_stated_test_accuracy() {
         data.to_str().unwrap(),
         "--backend",
         "flex",
+        "--tta",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let got: serde_json::Value =
@@ -248,6 +249,19 @@ fn pretrained_model_reproduces_its_stated_test_accuracy() {
     assert_eq!(got["train"]["items"], 256);
     assert_eq!(got["test"]["confusion"], stated["test"]["confusion"]);
     assert_eq!(got["test"]["accuracy"], stated["test"]["accuracy"]);
+    // `--tta`'s flip-averaged figure is a figure of its own, beside the plain one.
+    let tta = &got["test_flip_averaged"];
+    assert_eq!(tta["items"], 10_000);
+    let tta_accuracy = tta["accuracy"].as_f64().unwrap();
+    assert!((0.9..1.0).contains(&tta_accuracy), "{tta}");
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "flip-averaged (TTA: each image and its mirror): accuracy {:.2}%",
+            100.0 * tta_accuracy
+        )),
+        "{}",
+        text(&out.stdout)
+    );
     let percent = format!(
         "{:.2}%",
         100.0 * stated["test"]["accuracy"].as_f64().unwrap()

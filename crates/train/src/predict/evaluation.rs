@@ -45,6 +45,10 @@ pub struct Evaluation {
     /// facing the other way. Absent from `eval.json` files written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_mirrored: Option<SplitScore>,
+    /// On the test split with each image's and its mirror's probabilities averaged (test-time
+    /// augmentation, `eval --tta`): a separate figure, never in place of `test`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_flip_averaged: Option<SplitScore>,
 }
 
 /// The MD5 of the file at `path`, in hex; `None` when it cannot be read.
@@ -75,7 +79,12 @@ pub fn score(loaded: &LoadedModel, dataset: &FashionMnistDataset, batch_size: us
             confusion[dataset.labels()[index] as usize][p as usize] += 1;
         }
     }
-    let items = dataset.len();
+    from_confusion(confusion, loss_sum)
+}
+
+/// The score of a split from its confusion matrix and summed loss.
+fn from_confusion(confusion: Vec<Vec<usize>>, loss_sum: f64) -> SplitScore {
+    let items: usize = confusion.iter().flatten().sum();
     let correct: usize = (0..NUM_CLASSES).map(|c| confusion[c][c]).sum();
     let per_class_accuracy = confusion
         .iter()
@@ -98,6 +107,32 @@ pub fn score(loaded: &LoadedModel, dataset: &FashionMnistDataset, batch_size: us
     }
 }
 
+/// Scores `loaded` on `dataset` with test-time augmentation: each image and its left-right
+/// mirror go through the model, and the mean of their two softmaxes decides; the loss is the
+/// cross-entropy of that mean.
+pub fn score_flip_averaged(loaded: &LoadedModel, dataset: &FashionMnistDataset) -> SplitScore {
+    let mut confusion = vec![vec![0usize; NUM_CLASSES]; NUM_CLASSES];
+    let mut loss_sum = 0.0f64;
+    let indices: Vec<usize> = (0..dataset.len()).collect();
+    for chunk in indices.chunks(crate::predict::inference::PREDICT_BATCH / 2) {
+        let items = dataset
+            .get_many(chunk.to_vec())
+            .expect("in-memory items are always there");
+        let images: Vec<_> = items.iter().map(|item| item.image).collect();
+        for (item, prediction) in items.iter().zip(loaded.predict_either_way(&images)) {
+            let p = &prediction.probabilities;
+            let predicted = (0..NUM_CLASSES)
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .expect("ten classes");
+            confusion[item.label as usize][predicted] += 1;
+            loss_sum -= f64::from(p[item.label as usize])
+                .max(f64::MIN_POSITIVE)
+                .ln();
+        }
+    }
+    from_confusion(confusion, loss_sum)
+}
+
 /// Scores the loaded model on both splits and on the mirrored test split, and writes
 /// `eval.json` into the run.
 pub fn evaluate(
@@ -105,6 +140,18 @@ pub fn evaluate(
     loaded: &LoadedModel,
     train: &FashionMnistDataset,
     test: &FashionMnistDataset,
+) -> Result<Evaluation, TrainError> {
+    evaluate_with(run, loaded, train, test, false)
+}
+
+/// [`evaluate`], and with `flip_averaged` the test split scored with test-time augmentation
+/// too ([`score_flip_averaged`]), as a figure of its own.
+pub fn evaluate_with(
+    run: &RunDir,
+    loaded: &LoadedModel,
+    train: &FashionMnistDataset,
+    test: &FashionMnistDataset,
+    flip_averaged: bool,
 ) -> Result<Evaluation, TrainError> {
     fashion_mixer_model::fpu::install();
     let batch_size = loaded.config.batch_size;
@@ -115,6 +162,7 @@ pub fn evaluate(
         train: score(loaded, train, batch_size),
         test: score(loaded, test, batch_size),
         test_mirrored: Some(score(loaded, &test.mirrored(), batch_size)),
+        test_flip_averaged: flip_averaged.then(|| score_flip_averaged(loaded, test)),
     };
     let json = serde_json::to_string_pretty(&evaluation).expect("serialisable");
     write_atomic(&run.eval(), json.as_bytes())?;
