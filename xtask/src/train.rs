@@ -102,6 +102,10 @@ pub struct ConfigFlags {
     /// Augmentation: mirror half the training images left-right (--horizontal-flip false: off)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub horizontal_flip: Option<bool>,
+    /// Augmentation: the probability that a training image has a random rectangle erased to
+    /// background [default: 0]
+    #[arg(long, value_name = "P", value_parser = finite, allow_negative_numbers = true)]
+    pub random_erasing: Option<f64>,
     /// Seed for the weights and the shuffling [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,

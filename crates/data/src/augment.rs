@@ -1,6 +1,7 @@
 //! Training-time augmentation: a random crop of the image padded with background (a shift of
-//! up to `padding` pixels each way) and a random horizontal flip. Never vertical: garments have
-//! an up and a down. Reproducible: the random numbers come from the seed and a batch counter.
+//! up to `padding` pixels each way), a random horizontal flip, and random erasing (a rectangle
+//! of the image set to background, Zhong et al. 2020). Never vertical: garments have an up and a
+//! down. Reproducible: the random numbers come from the seed and a batch counter.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,8 @@ pub struct Augmenter {
     pub padding: usize,
     /// Mirror half of the images left-right.
     pub flip: bool,
+    /// The probability that an image has a rectangle erased; 0 = never.
+    pub erase: f64,
     seed: u64,
     batches: Arc<AtomicU64>,
 }
@@ -50,9 +53,16 @@ impl Augmenter {
         Self {
             padding,
             flip,
+            erase: 0.0,
             seed,
             batches: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same augmenter erasing a rectangle from an image with probability `erase`.
+    pub fn with_erasing(mut self, erase: f64) -> Self {
+        self.erase = erase;
+        self
     }
 
     /// The same augmenter with its first `batches` batches already drawn: a run resumed after
@@ -64,7 +74,7 @@ impl Augmenter {
 
     /// Whether it changes anything.
     pub fn is_active(&self) -> bool {
-        self.padding > 0 || self.flip
+        self.padding > 0 || self.flip || self.erase > 0.0
     }
 
     /// The augmented copies of one batch of images (the next batch in the seeded sequence).
@@ -82,9 +92,33 @@ impl Augmenter {
                 let dx = (r % span) as isize - self.padding as isize;
                 let dy = ((r >> 20) % span) as isize - self.padding as isize;
                 let flip = self.flip && (r >> 63) == 1;
-                shift_and_flip(image, dx, dy, flip)
+                let mut out = shift_and_flip(image, dx, dy, flip);
+                if self.erase > 0.0 {
+                    // Its own draws, so that shifts and flips stay those of runs without it.
+                    erase(&mut out, self.erase, splitmix64(r ^ 0xE7A5_E000_0000_0001));
+                }
+                out
             })
             .collect()
+    }
+}
+
+/// Random erasing, drawn from `r`: with probability `p`, a rectangle of 2% to 33% of the image,
+/// its sides' ratio between 1:3 and 3:1, set to background (0).
+fn erase(image: &mut [u8; IMAGE_PIXELS], p: f64, r: u64) {
+    let unit = |bits: u64| (bits & 0xFFFF) as f64 / 65_536.0;
+    if unit(r) >= p {
+        return;
+    }
+    let side = IMAGE_SIDE as f64;
+    let area = side * side * (0.02 + 0.31 * unit(r >> 16));
+    let ratio = (3f64.ln() * (2.0 * unit(r >> 32) - 1.0)).exp(); // 1/3 .. 3, log-uniform
+    let h = ((area * ratio).sqrt().round() as usize).clamp(1, IMAGE_SIDE);
+    let w = ((area / ratio).sqrt().round() as usize).clamp(1, IMAGE_SIDE);
+    let top = ((r >> 48) & 0xFF) as usize % (IMAGE_SIDE - h + 1);
+    let left = ((r >> 56) & 0xFF) as usize % (IMAGE_SIDE - w + 1);
+    for row in image.chunks_exact_mut(IMAGE_SIDE).skip(top).take(h) {
+        row[left..left + w].fill(0);
     }
 }
 
@@ -160,6 +194,17 @@ mod tests {
         let second = c.batch(images.iter());
         let skipped = Augmenter::new(2, true, 7).skipping(1);
         assert_eq!(skipped.batch(images.iter()), second);
+        // Erasing on top draws the same shifts and flips, and blanks rectangles of some images.
+        let erasing = Augmenter::new(2, true, 7).with_erasing(0.5);
+        let erased = erasing.batch(images.iter());
+        let mut changed = 0;
+        for (with, without) in erased.iter().zip(&first) {
+            // Only pixels set to background differ.
+            assert!(with.iter().zip(without).all(|(a, b)| a == b || *a == 0));
+            changed += usize::from(with != without);
+        }
+        assert!((10..=54).contains(&changed), "{changed} of 64 erased");
+        assert!(erasing.is_active() && Augmenter::new(0, false, 7).with_erasing(0.1).is_active());
         // Nothing asked, nothing changed.
         let none = Augmenter::new(0, false, 7);
         assert!(!none.is_active());

@@ -142,6 +142,10 @@ pub struct TrainingConfig {
     /// Augmentation: mirror half of the training images left-right.
     #[config(default = false)]
     pub horizontal_flip: bool,
+    /// Augmentation: the probability that a training image has a random rectangle (2-33% of it)
+    /// set to background (random erasing); 0 = none.
+    #[config(default = 0.0)]
+    pub random_erasing: f64,
     /// The weights to start from instead of random ones: a run folder, a Burn record (`.bpk`)
     /// or a safetensors file (`cargo xtask export`'s, or PyTorch's with the same names); the
     /// architecture must be `model`'s. `None`: freshly initialised.
@@ -307,6 +311,13 @@ impl TrainingConfig {
                 name: "warmup_epochs",
                 rule: "at most epochs",
                 value: self.warmup_epochs as f64,
+            });
+        }
+        if !(0.0..=1.0).contains(&self.random_erasing) {
+            return Err(TrainingConfigError::Rate {
+                name: "random_erasing",
+                rule: "a probability, 0 to 1",
+                value: self.random_erasing,
             });
         }
         if self.crop_padding > 14 {
@@ -517,6 +528,10 @@ mod tests {
                 "warmup_epochs",
             ),
             (TrainingConfig::new().with_crop_padding(15), "crop_padding"),
+            (
+                TrainingConfig::new().with_random_erasing(1.5),
+                "random_erasing",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err().to_string();

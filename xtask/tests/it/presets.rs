@@ -105,6 +105,7 @@ fn every_option_from_the_command_line() {
         "--optimizer", "adamw", "--weight-decay", "0.05",
         "--lr-schedule", "cosine", "--warmup-epochs", "1", "--min-lr", "1e-5",
         "--label-smoothing", "0.1", "--crop-padding", "3", "--horizontal-flip",
+        "--random-erasing", "0.25",
     ];
     let out = train(&data, &run, &flags);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -118,7 +119,10 @@ fn every_option_from_the_command_line() {
         (c.warmup_epochs, c.min_lr, c.label_smoothing),
         (1, 1e-5, 0.1)
     );
-    assert_eq!((c.crop_padding, c.horizontal_flip), (3, true));
+    assert_eq!(
+        (c.crop_padding, c.horizontal_flip, c.random_erasing),
+        (3, true, 0.25)
+    );
     let rows = read_metrics(&RunDir::new(&run).metrics()).unwrap();
     // Warm-up over epoch 1, then the cosine over epoch 2 (each row the epoch's mean rate).
     let mut schedule = WarmupCosine::new(&c, 512);

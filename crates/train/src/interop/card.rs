@@ -130,17 +130,19 @@ pub fn model_card(c: CardInputs) -> String {
         ("label smoothing", c.config.label_smoothing.to_string()),
         (
             "augmentation",
-            match (c.config.crop_padding, c.config.horizontal_flip) {
-                (0, false) => "none".to_string(),
-                (p, flip) => [
-                    (p > 0).then(|| format!("shifts of up to {p} px")),
-                    flip.then(|| "left-right flips".to_string()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(", "),
-            },
+            [
+                (c.config.crop_padding > 0)
+                    .then(|| format!("shifts of up to {} px", c.config.crop_padding)),
+                c.config
+                    .horizontal_flip
+                    .then(|| "left-right flips".to_string()),
+                (c.config.random_erasing > 0.0)
+                    .then(|| format!("random erasing (p {})", c.config.random_erasing)),
+            ]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| format!("{a}, {b}"))
+            .unwrap_or_else(|| "none".to_string()),
         ),
         ("dropout", m.dropout.to_string()),
         ("seed", c.config.seed.to_string()),

@@ -145,6 +145,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let train_items = train_set.len();
     let batches_done = (first_epoch - 1) * train_items.div_ceil(config.batch_size);
     let augmenter = Augmenter::new(config.crop_padding, config.horizontal_flip, config.seed)
+        .with_erasing(config.random_erasing)
         .skipping(batches_done as u64);
     let splits = (train_set.clone(), test_set.clone());
     let loader_train = loader(FashionMnistBatcher::augmented(augmenter))

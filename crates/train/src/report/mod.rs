@@ -236,7 +236,11 @@ pub fn report_markdown(
             config.label_smoothing
         ));
     }
-    if config.crop_padding > 0 || config.horizontal_flip || config.model.dropout > 0.0 {
+    if config.crop_padding > 0
+        || config.horizontal_flip
+        || config.random_erasing > 0.0
+        || config.model.dropout > 0.0
+    {
         notes.push(
             "the train accuracy per epoch is measured on augmented images (and with dropout, when \
              on) while the weights change; the saved record's accuracy on the plain training \
