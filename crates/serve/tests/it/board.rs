@@ -95,10 +95,7 @@ fn epochs_drawn(dom: &str, name: &str) -> Option<usize> {
 
 #[test]
 fn the_runs_page_draws_two_runs_and_a_new_epoch_in_a_real_browser() {
-    let Some(browser) = chromium() else {
-        fashion_mixer_data::testing::skip(
-            "no Chromium to open the runs page (apt-get install chromium)",
-        );
+    let Some(browser) = chromium("the runs page") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -408,16 +408,23 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Headless Chromium, when installed.
-pub fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
+/// Headless Chromium, when installed; else `None`, after the SKIPPED line (a failure under CI)
+/// saying that it cannot open `page`.
+pub fn chromium(page: &str) -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|name| {
             std::process::Command::new(name)
                 .arg("--version")
                 .output()
                 .is_ok_and(|o| o.status.success())
-        })
+        });
+    if found.is_none() {
+        fashion_mixer_data::testing::skip(&format!(
+            "no Chromium to open {page} (apt-get install chromium)"
+        ));
+    }
+    found
 }
 
 /// A real browser: headless Chromium opens the page with a product photo to classify (the
@@ -426,10 +433,7 @@ pub fn chromium() -> Option<&'static str> {
 /// `target/tmp/serve-page.png`.
 #[test]
 fn the_page_in_a_real_browser() {
-    let Some(browser) = chromium() else {
-        fashion_mixer_data::testing::skip(
-            "no Chromium to open the page (apt-get install chromium)",
-        );
+    let Some(browser) = chromium("the page") else {
         return;
     };
     let server = Running::start(4);
