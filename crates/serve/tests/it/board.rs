@@ -12,7 +12,7 @@ use fashion_mixer_train::inference::load_model;
 use serde_json::Value;
 
 use super::metrics::scrape_at;
-use super::{Running, chromium, get, photos, post, root};
+use super::{Running, browser_dom, chromium, get, photos, post, root, screenshot};
 
 /// The shipped model served with the runs under `runs`.
 fn board(runs: &Path) -> Running {
@@ -69,22 +69,6 @@ fn the_runs_api_lists_runs_by_name_and_serves_their_models() {
     assert_eq!(status, 404, "{answer}");
 }
 
-/// Headless Chromium's DOM of `url`, its timers run for `virtual_ms` of virtual time.
-fn dom(browser: &str, url: &str, virtual_ms: u32) -> String {
-    let out = std::process::Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            &format!("--virtual-time-budget={virtual_ms}"),
-            "--dump-dom",
-            url,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The `data-epochs` of run `name`'s first line in `dom`.
 fn epochs_drawn(dom: &str, name: &str) -> Option<usize> {
     let at = dom.find(&format!("<polyline data-run=\"{name}\" data-epochs=\""))?;
@@ -103,33 +87,14 @@ fn the_runs_page_draws_two_runs_and_a_new_epoch_in_a_real_browser() {
     copy_shipped_run(&tmp.path().join("growing"), Some(3));
     let board = board(tmp.path());
     let url = format!("{}/runs?select=whole,growing", board.base);
-    let page = dom(browser, &url, 5_000);
+    let page = browser_dom(browser, &url, 5_000);
     assert_eq!(epochs_drawn(&page, "whole"), Some(50), "{page}");
     assert_eq!(epochs_drawn(&page, "growing"), Some(3), "{page}");
     // Test and train, accuracy and loss: four lines a run.
     assert_eq!(page.matches("<polyline data-run=\"whole\"").count(), 4);
     assert_eq!(page.matches("<polyline data-run=\"growing\"").count(), 4);
     assert!(page.contains("interrupted at 3 of 50"), "{page}");
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runs-page.png");
-    let out = std::process::Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1150,1100",
-            "--virtual-time-budget=5000",
-            &format!("--screenshot={}", screenshot.display()),
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("screenshot of the runs page: {}", screenshot.display());
+    screenshot(browser, &url, "runs-page.png", "1150,1100", 5_000);
 
     // The page open, asking every 200 ms (of the browser's virtual time): once it has asked
     // for the growing run twice, the run gains its fourth epoch; the page must draw it
@@ -140,7 +105,7 @@ fn the_runs_page_draws_two_runs_and_a_new_epoch_in_a_real_browser() {
     );
     let browsing = {
         let (browser, url) = (browser.to_string(), format!("{url}&every=200"));
-        std::thread::spawn(move || dom(&browser, &url, 120_000))
+        std::thread::spawn(move || browser_dom(&browser, &url, 120_000))
     };
     let start = Instant::now();
     loop {

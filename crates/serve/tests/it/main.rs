@@ -444,31 +444,37 @@ fn the_page_in_a_real_browser() {
         .replace('=', "%3D")
         .replacen("data:image%2Fpng;base64,", "data:image/png;base64,", 1);
     let url = format!("{}/?example={data_url}", server.base);
-    let headless = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--virtual-time-budget=15000",
-    ];
-    let dom = std::process::Command::new(browser)
-        .args(headless)
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = browser_dom(browser, &url, 15_000);
     assert!(
         dom.contains(r#"<div id="answer" data-index="9">Ankle boot</div>"#),
         "the page did not show the class: {dom}"
     );
     assert!(dom.contains("294,990 parameters"), "{dom}");
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-page.png");
+    screenshot(browser, &url, "serve-page.png", "1000,1150", 15_000);
+}
+
+/// Headless Chromium's DOM of `url`, its timers run for `virtual_ms` of virtual time.
+pub fn browser_dom(browser: &str, url: &str, virtual_ms: u32) -> String {
     let out = std::process::Command::new(browser)
-        .args(headless)
-        .arg("--window-size=1000,1150")
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(&url)
+        .args(HEADLESS)
+        .arg(format!("--virtual-time-budget={virtual_ms}"))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A screenshot of `url` (window `size`, "W,H"), after `virtual_ms` of virtual time, written to
+/// `target/tmp/NAME`.
+pub fn screenshot(browser: &str, url: &str, name: &str, size: &str, virtual_ms: u32) {
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let out = std::process::Command::new(browser)
+        .args(HEADLESS)
+        .arg(format!("--virtual-time-budget={virtual_ms}"))
+        .arg(format!("--window-size={size}"))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
         .output()
         .unwrap();
     assert!(
@@ -476,10 +482,17 @@ fn the_page_in_a_real_browser() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let png = std::fs::read(&screenshot).unwrap();
-    assert!(png.starts_with(b"\x89PNG"));
-    eprintln!("screenshot of the page: {}", screenshot.display());
+    assert!(std::fs::read(&file).unwrap().starts_with(b"\x89PNG"));
+    eprintln!("screenshot: {}", file.display());
 }
+
+/// How the tests start Chromium.
+const HEADLESS: [&str; 4] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+];
 
 /// What the page will lack is said before serving: nothing for the shipped run; for a copy
 /// whose `metrics.csv` has a bad row and whose `eval.json` is not JSON, one line naming each.
