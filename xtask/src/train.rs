@@ -106,6 +106,16 @@ pub struct ConfigFlags {
     /// background [default: 0]
     #[arg(long, value_name = "P", value_parser = finite, allow_negative_numbers = true)]
     pub random_erasing: Option<f64>,
+    /// Augmentation: mixup with this Beta alpha, e.g. 0.2 [default: 0, none]
+    #[arg(long, value_name = "ALPHA", value_parser = finite, allow_negative_numbers = true)]
+    pub mixup: Option<f64>,
+    /// Augmentation: cutmix with this Beta alpha, e.g. 1 [default: 0, none]
+    #[arg(long, value_name = "ALPHA", value_parser = finite, allow_negative_numbers = true)]
+    pub cutmix: Option<f64>,
+    /// Keep a moving average of the weights with this decay per step (e.g. 0.999), scored and
+    /// saved as the model [default: 0, none]
+    #[arg(long, value_name = "D", value_parser = finite, allow_negative_numbers = true)]
+    pub ema_decay: Option<f64>,
     /// Seed for the weights and the shuffling [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::mixing::{Mix, Mixing};
 use crate::{IMAGE_PIXELS, IMAGE_SIDE};
 
 /// The image shifted by (`dx`, `dy`) pixels (right and down when positive), the uncovered part
@@ -43,6 +44,8 @@ pub struct Augmenter {
     pub flip: bool,
     /// The probability that an image has a rectangle erased; 0 = never.
     pub erase: f64,
+    /// Mixing pairs of images (mixup, cutmix); off by default.
+    pub mixing: Mixing,
     seed: u64,
     batches: Arc<AtomicU64>,
 }
@@ -54,6 +57,7 @@ impl Augmenter {
             padding,
             flip,
             erase: 0.0,
+            mixing: Mixing::default(),
             seed,
             batches: Arc::new(AtomicU64::new(0)),
         }
@@ -62,6 +66,12 @@ impl Augmenter {
     /// The same augmenter erasing a rectangle from an image with probability `erase`.
     pub fn with_erasing(mut self, erase: f64) -> Self {
         self.erase = erase;
+        self
+    }
+
+    /// The same augmenter mixing pairs of images in each batch as `mixing` says.
+    pub fn with_mixing(mut self, mixing: Mixing) -> Self {
+        self.mixing = mixing;
         self
     }
 
@@ -74,7 +84,7 @@ impl Augmenter {
 
     /// Whether it changes anything.
     pub fn is_active(&self) -> bool {
-        self.padding > 0 || self.flip || self.erase > 0.0
+        self.padding > 0 || self.flip || self.erase > 0.0 || self.mixing.is_active()
     }
 
     /// The augmented copies of one batch of images (the next batch in the seeded sequence).
@@ -82,10 +92,21 @@ impl Augmenter {
         &self,
         images: impl Iterator<Item = &'a [u8; IMAGE_PIXELS]>,
     ) -> Vec<[u8; IMAGE_PIXELS]> {
+        self.batch_and_mix(images).0
+    }
+
+    /// [`Self::batch`], and how the batch's images are to be mixed (`None`: not at all); the
+    /// mixing's draws are apart from the others, so shifts, flips and erasing stay those of
+    /// runs without it.
+    pub fn batch_and_mix<'a>(
+        &self,
+        images: impl Iterator<Item = &'a [u8; IMAGE_PIXELS]>,
+    ) -> (Vec<[u8; IMAGE_PIXELS]>, Option<Mix>) {
         let batch = self.batches.fetch_add(1, Ordering::Relaxed);
         let mut state = splitmix64(self.seed ^ splitmix64(batch.wrapping_add(0x5eed)));
+        let mix = self.mixing.draw(splitmix64(state ^ 0x3A1C_0000_0000_0001));
         let span = 2 * self.padding as u64 + 1;
-        images
+        let images = images
             .map(|image| {
                 let r = splitmix64(state);
                 state = r;
@@ -99,7 +120,8 @@ impl Augmenter {
                 }
                 out
             })
-            .collect()
+            .collect();
+        (images, mix)
     }
 }
 
@@ -123,7 +145,7 @@ fn erase(image: &mut [u8; IMAGE_PIXELS], p: f64, r: u64) {
 }
 
 /// One step of SplitMix64: a well-mixed 64-bit value from any 64-bit input.
-fn splitmix64(x: u64) -> u64 {
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

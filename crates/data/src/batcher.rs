@@ -19,6 +19,9 @@ pub struct FashionMnistBatch {
     pub images: Tensor<3>,
     /// Class indices, `[batch]`.
     pub targets: Tensor<1, Int>,
+    /// Mixed images (mixup, cutmix): each image `i` of `n` carries this share of its own label
+    /// and the rest of image `n - 1 - i`'s (`targets` reversed). `None`: not mixed.
+    pub mix: Option<f32>,
 }
 
 /// Scales pixels to [0, 1], then normalises them with [`MEAN`] and [`STD`]; a training
@@ -64,27 +67,46 @@ impl FashionMnistBatcher {
         device: &Device,
     ) -> Tensor<3> {
         let n = images.len();
-        let mut buffer = Vec::with_capacity(n * IMAGE_PIXELS);
+        let data = TensorData::new(self.normalised(images), [n, IMAGE_SIDE, IMAGE_SIDE]);
+        Tensor::from_data(data, device)
+    }
+
+    /// Raw images normalised into one flat buffer, one image after another.
+    fn normalised<'a>(
+        &self,
+        images: impl ExactSizeIterator<Item = &'a [u8; IMAGE_PIXELS]>,
+    ) -> Vec<f32> {
+        let mut buffer = Vec::with_capacity(images.len() * IMAGE_PIXELS);
         for image in images {
             buffer.extend(image.iter().map(|&p| self.table[p as usize]));
         }
-        let data = TensorData::new(buffer, [n, IMAGE_SIDE, IMAGE_SIDE]);
-        Tensor::from_data(data, device)
+        buffer
     }
 }
 
 impl Batcher<FashionMnistItem, FashionMnistBatch> for FashionMnistBatcher {
     fn batch(&self, items: Vec<FashionMnistItem>, device: &Device) -> FashionMnistBatch {
-        let images = match &self.augment {
+        let (images, mix) = match &self.augment {
             Some(augment) => {
-                let augmented = augment.batch(items.iter().map(|item| &item.image));
-                self.images(augmented.iter(), device)
+                let (augmented, mix) = augment.batch_and_mix(items.iter().map(|item| &item.image));
+                let mut buffer = self.normalised(augmented.iter());
+                if let Some(mix) = &mix {
+                    mix.apply(&mut buffer);
+                }
+                (buffer, mix.map(|mix| mix.lambda))
             }
-            None => self.images(items.iter().map(|item| &item.image), device),
+            None => (self.normalised(items.iter().map(|item| &item.image)), None),
         };
+        let n = items.len();
+        let images =
+            Tensor::from_data(TensorData::new(images, [n, IMAGE_SIDE, IMAGE_SIDE]), device);
         let targets: Vec<i64> = items.iter().map(|item| i64::from(item.label)).collect();
-        let targets = Tensor::from_data(TensorData::new(targets, [items.len()]), device);
-        FashionMnistBatch { images, targets }
+        let targets = Tensor::from_data(TensorData::new(targets, [n]), device);
+        FashionMnistBatch {
+            images,
+            targets,
+            mix,
+        }
     }
 }
 
@@ -114,5 +136,42 @@ mod tests {
             .convert::<i64>()
             .try_to_vec::<i64>();
         assert_eq!(targets.unwrap(), vec![9, 2]);
+    }
+
+    /// A mixing batcher mixes the normalised images as the augmenter's draw says and hands
+    /// the share on with the batch; the same seed draws the same mixing.
+    #[test]
+    fn a_mixing_batch_carries_its_share() {
+        use crate::augment::Augmenter;
+        use crate::mixing::Mixing;
+        let items: Vec<_> = (0..4u8)
+            .map(|i| FashionMnistItem {
+                image: [i * 60; IMAGE_PIXELS],
+                label: i,
+            })
+            .collect();
+        let mixing = Mixing {
+            mixup: 0.4,
+            cutmix: 0.0,
+        };
+        let batcher = |seed| {
+            FashionMnistBatcher::augmented(Augmenter::new(0, false, seed).with_mixing(mixing))
+        };
+        let device = Device::flex();
+        let batch = batcher(5).batch(items.clone(), &device);
+        let lambda = batch.mix.expect("mixed");
+        assert_eq!(batcher(5).batch(items.clone(), &device).mix, Some(lambda));
+        let values = batch.images.into_data().try_to_vec::<f32>().unwrap();
+        // Image 0 (pixels 0) with image 3 (pixels 180).
+        let want = lambda * normalise(0) + (1.0 - lambda) * normalise(180);
+        assert!(
+            (values[0] - want).abs() < 1e-5,
+            "{} against {want}",
+            values[0]
+        );
+        assert_eq!(
+            FashionMnistBatcher::default().batch(items, &device).mix,
+            None
+        );
     }
 }

@@ -13,6 +13,7 @@ mod error;
 pub mod fetch;
 pub mod idx;
 pub mod locate;
+pub mod mixing;
 pub mod picture;
 pub mod synthetic;
 pub mod testing;

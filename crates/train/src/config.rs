@@ -146,6 +146,20 @@ pub struct TrainingConfig {
     /// set to background (random erasing); 0 = none.
     #[config(default = 0.0)]
     pub random_erasing: f64,
+    /// Augmentation: mixup's alpha (pairs of images blended, and their labels, in a share drawn
+    /// from Beta(alpha, alpha) per batch); 0 = none.
+    #[config(default = 0.0)]
+    pub mixup: f64,
+    /// Augmentation: cutmix's alpha (a rectangle of one image pasted into another, the labels
+    /// shared by area; the area drawn from Beta(alpha, alpha) per batch); 0 = none. With
+    /// mixup also on, each batch takes one of the two.
+    #[config(default = 0.0)]
+    pub cutmix: f64,
+    /// Keep an exponential moving average of the weights with this decay per step (e.g. 0.999;
+    /// warmed up over the first steps); the average is what validation scores and what is
+    /// saved as the model. 0 = none.
+    #[config(default = 0.0)]
+    pub ema_decay: f64,
     /// The weights to start from instead of random ones: a run folder, a Burn record (`.bpk`)
     /// or a safetensors file (`cargo xtask export`'s, or PyTorch's with the same names); the
     /// architecture must be `model`'s. `None`: freshly initialised.
@@ -290,6 +304,8 @@ impl TrainingConfig {
             ("weight_decay", self.weight_decay),
             ("min_lr", self.min_lr),
             ("label_smoothing", self.label_smoothing),
+            ("mixup", self.mixup),
+            ("cutmix", self.cutmix),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(TrainingConfigError::Rate {
@@ -318,6 +334,13 @@ impl TrainingConfig {
                 name: "random_erasing",
                 rule: "a probability, 0 to 1",
                 value: self.random_erasing,
+            });
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(TrainingConfigError::Rate {
+                name: "ema_decay",
+                rule: "0 (none) or a decay below 1",
+                value: self.ema_decay,
             });
         }
         if self.crop_padding > 14 {

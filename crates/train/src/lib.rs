@@ -31,3 +31,5 @@ pub use progress::Progress;
 pub use report::plot;
 pub use run::artifacts::RunDir;
 pub use run::{artifacts, metrics};
+pub use trainee::Trainee;
+pub use trainee::ema::Ema;

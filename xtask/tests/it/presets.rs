@@ -105,7 +105,7 @@ fn every_option_from_the_command_line() {
         "--optimizer", "adamw", "--weight-decay", "0.05",
         "--lr-schedule", "cosine", "--warmup-epochs", "1", "--min-lr", "1e-5",
         "--label-smoothing", "0.1", "--crop-padding", "3", "--horizontal-flip",
-        "--random-erasing", "0.25",
+        "--random-erasing", "0.25", "--mixup", "0.2", "--cutmix", "1", "--ema-decay", "0.99",
     ];
     let out = train(&data, &run, &flags);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -123,6 +123,7 @@ fn every_option_from_the_command_line() {
         (c.crop_padding, c.horizontal_flip, c.random_erasing),
         (3, true, 0.25)
     );
+    assert_eq!((c.mixup, c.cutmix, c.ema_decay), (0.2, 1.0, 0.99));
     let rows = read_metrics(&RunDir::new(&run).metrics()).unwrap();
     // Warm-up over epoch 1, then the cosine over epoch 2 (each row the epoch's mean rate).
     let mut schedule = WarmupCosine::new(&c, 512);

@@ -129,6 +129,14 @@ pub fn model_card(c: CardInputs) -> String {
         ("epochs", c.config.epochs.to_string()),
         ("label smoothing", c.config.label_smoothing.to_string()),
         (
+            "weights averaged (EMA decay)",
+            if c.config.ema_decay > 0.0 {
+                c.config.ema_decay.to_string()
+            } else {
+                "no".to_string()
+            },
+        ),
+        (
             "augmentation",
             [
                 (c.config.crop_padding > 0)
@@ -138,6 +146,8 @@ pub fn model_card(c: CardInputs) -> String {
                     .then(|| "left-right flips".to_string()),
                 (c.config.random_erasing > 0.0)
                     .then(|| format!("random erasing (p {})", c.config.random_erasing)),
+                (c.config.mixup > 0.0).then(|| format!("mixup (alpha {})", c.config.mixup)),
+                (c.config.cutmix > 0.0).then(|| format!("cutmix (alpha {})", c.config.cutmix)),
             ]
             .into_iter()
             .flatten()

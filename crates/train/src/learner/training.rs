@@ -10,6 +10,7 @@ use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use fashion_mixer_data::augment::Augmenter;
+use fashion_mixer_data::mixing::Mixing;
 use fashion_mixer_data::{FashionMnistBatcher, FashionMnistDataset, Split};
 
 use crate::config::TrainingConfig;
@@ -127,6 +128,8 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     if let (Some(source), None) = (&config.init_from, checkpoint) {
         model.model = crate::interop::load_weights(model.model, source)?;
     }
+    // The average starts from the starting weights (on resume, the checkpoint replaces it).
+    let model = model.with_ema(config.ema_decay);
     if !options.resume {
         run.create()?;
         lock = Some(run.lock()?);
@@ -146,6 +149,10 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let batches_done = (first_epoch - 1) * train_items.div_ceil(config.batch_size);
     let augmenter = Augmenter::new(config.crop_padding, config.horizontal_flip, config.seed)
         .with_erasing(config.random_erasing)
+        .with_mixing(Mixing {
+            mixup: config.mixup,
+            cutmix: config.cutmix,
+        })
         .skipping(batches_done as u64);
     let splits = (train_set.clone(), test_set.clone());
     let loader_train = loader(FashionMnistBatcher::augmented(augmenter))
@@ -233,16 +240,16 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let completed = history.last().map_or(0, |m| m.epoch);
     let interrupted = result.interrupted.is_some() || completed < config.epochs;
     if !interrupted {
-        let bytes =
-            result
-                .model
-                .model
-                .into_record()
-                .into_bytes()
-                .map_err(|e| TrainError::BadRecord {
-                    path: run.model(),
-                    message: e.to_string(),
-                })?;
+        // The moving average of the weights, when one was kept.
+        let bytes = result
+            .model
+            .into_scored()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainError::BadRecord {
+                path: run.model(),
+                message: e.to_string(),
+            })?;
         write_atomic(&run.model(), &bytes)?;
     }
     // Pictures and report.md, for finished and interrupted runs alike.

@@ -56,10 +56,16 @@ pub fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
     let record = ModuleRecord::load(path).map_err(|e| bad(e.to_string()))?;
     match model.clone().try_load_record(record.clone()) {
         Ok(model) => Ok(model),
-        // A checkpoint: the same tensors, one level down.
-        Err(error) => Trainee::new(model, 0.0)
-            .try_load_record(record)
-            .map(|trainee| trainee.model)
+        // A checkpoint: the same tensors, one level down, with or without a moving average of
+        // the weights (which then is the model).
+        Err(error) => Trainee::new(model.clone(), 0.0)
+            .try_load_record(record.clone())
+            .or_else(|_| {
+                Trainee::new(model, 0.0)
+                    .with_ema(0.5)
+                    .try_load_record(record)
+            })
+            .map(Trainee::into_scored)
             .map_err(|_| {
                 bad(format!(
                     "{error} (was it trained with another architecture than config.json's?)"

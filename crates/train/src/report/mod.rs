@@ -239,6 +239,8 @@ pub fn report_markdown(
     if config.crop_padding > 0
         || config.horizontal_flip
         || config.random_erasing > 0.0
+        || config.mixup > 0.0
+        || config.cutmix > 0.0
         || config.model.dropout > 0.0
     {
         notes.push(
@@ -247,6 +249,14 @@ pub fn report_markdown(
              images (eval.json) is the fair comparison with the test accuracy"
                 .to_string(),
         );
+    }
+    if config.ema_decay > 0.0 {
+        notes.push(format!(
+            "the test figures per epoch and the saved record are those of the moving average of \
+             the weights (decay {}), the train figures per epoch those of the weights being \
+             trained",
+            config.ema_decay
+        ));
     }
     if !notes.is_empty() {
         let _ = writeln!(md, "Note: {}.\n", notes.join("; "));

@@ -1,14 +1,18 @@
-//! The model as the Learner trains it: the classifier with its training loss's setting. Its
-//! steps (burn-train's `TrainStep`, `InferenceStep`) are in `step.rs`; loading a training
-//! checkpoint needs only this.
+//! The model as the Learner trains it: the classifier with its training loss's setting and,
+//! when asked, the moving average of its weights. Its steps (burn-train's `TrainStep`,
+//! `InferenceStep`) are in `step.rs`; loading a training checkpoint needs only this.
 
+pub mod ema;
 pub mod kernels;
 pub mod step;
 
 use burn::prelude::*;
 use fashion_mixer_model::Model;
 
-/// The model as the Learner trains it: the classifier and its training loss.
+use crate::trainee::ema::Ema;
+
+/// The model as the Learner trains it: the classifier, its training loss and, when on, the
+/// exponential moving average of its weights.
 #[derive(Module, Debug)]
 pub struct Trainee {
     /// The classifier.
@@ -16,6 +20,8 @@ pub struct Trainee {
     /// Label smoothing of the training loss (0 = plain cross-entropy); the test loss is always
     /// plain.
     pub label_smoothing: f32,
+    /// The moving average of `model`'s weights: validated and saved in its place when present.
+    pub ema: Option<Ema>,
 }
 
 impl Trainee {
@@ -26,6 +32,27 @@ impl Trainee {
         Self {
             model,
             label_smoothing,
+            ema: None,
+        }
+    }
+
+    /// The same, keeping a moving average of the weights with `decay` per step (from the
+    /// current weights); `decay` 0 keeps none.
+    pub fn with_ema(mut self, decay: f64) -> Self {
+        self.ema = (decay > 0.0).then(|| Ema::new(&self.model, decay as f32));
+        self
+    }
+
+    /// The model to score and to save: the moving average when there is one.
+    pub fn scored(&self) -> &Model {
+        self.ema.as_ref().map_or(&self.model, |ema| &ema.model)
+    }
+
+    /// [`Self::scored`], taken.
+    pub fn into_scored(self) -> Model {
+        match self.ema {
+            Some(ema) => ema.model,
+            None => self.model,
         }
     }
 }

@@ -9,13 +9,18 @@
 //! the gradient of the whole batch's mean loss: the same maths as one pass over the batch.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use fashion_mixer_data::FashionMnistBatch;
 use fashion_mixer_model::shares;
 
 pub use crate::trainee::Trainee;
+
+/// Mixed images' second labels: the batch's targets reversed (each image `i` of `n` is mixed
+/// with image `n - 1 - i`), and the share of the loss that goes to the images' own labels.
+type Partners = Option<(Tensor<1, Int>, f32)>;
 
 impl Trainee {
     /// Logits, targets and the cross-entropy loss, as the Learner's metrics expect them; with
@@ -26,16 +31,7 @@ impl Trainee {
         targets: Tensor<1, Int>,
         smoothing: f32,
     ) -> ClassificationOutput {
-        let output = self.model.forward(images);
-        let loss = CrossEntropyLossConfig::new()
-            .with_smoothing((smoothing > 0.0).then_some(smoothing))
-            .init(&output.device())
-            .forward(output.clone(), targets.clone());
-        ClassificationOutput {
-            loss,
-            output,
-            targets,
-        }
+        classify(&self.model, images, targets, None, smoothing)
     }
 
     /// The training step on `images` split into `shares` parts, one per pool.
@@ -43,6 +39,7 @@ impl Trainee {
         &self,
         images: Tensor<3>,
         targets: Tensor<1, Int>,
+        partners: Partners,
         count: usize,
     ) -> TrainOutput<ClassificationOutput> {
         let items = images.dims()[0];
@@ -50,9 +47,12 @@ impl Trainee {
         let results = shares::run(items, count, |start, end| {
             // Its own copy of the parameters (same ids): one autodiff graph per share.
             let model = self.clone().fork(&device);
-            let mut item = model.forward_classification(
+            let share = |t: &Tensor<1, Int>| t.clone().narrow(0, start, end - start);
+            let mut item = classify(
+                &model.model,
                 images.clone().narrow(0, start, end - start),
-                targets.clone().narrow(0, start, end - start),
+                share(&targets),
+                partners.as_ref().map(|(p, lambda)| (share(p), *lambda)),
                 model.label_smoothing,
             );
             let weighted = item.loss.clone() * ((end - start) as f64 / items as f64);
@@ -84,6 +84,34 @@ impl Trainee {
     }
 }
 
+/// `model`'s logits for `images`, with `targets` and the cross-entropy loss (targets smoothed
+/// by `smoothing`), as the Learner's metrics expect them. Mixed images (`partners`) take
+/// `lambda` of the loss against their own labels and the rest against their partners'.
+fn classify(
+    model: &fashion_mixer_model::Model,
+    images: Tensor<3>,
+    targets: Tensor<1, Int>,
+    partners: Partners,
+    smoothing: f32,
+) -> ClassificationOutput {
+    let output = model.forward(images);
+    let loss = CrossEntropyLossConfig::new()
+        .with_smoothing((smoothing > 0.0).then_some(smoothing))
+        .init(&output.device());
+    let own = loss.forward(output.clone(), targets.clone());
+    let loss = match partners {
+        None => own,
+        Some((partners, lambda)) => {
+            own * lambda + loss.forward(output.clone(), partners) * (1.0 - lambda)
+        }
+    };
+    ClassificationOutput {
+        loss,
+        output,
+        targets,
+    }
+}
+
 /// Whether `device` is a CPU backend with autodiff (the batch then splits over the cores).
 #[allow(deprecated)] // Device::ndarray: the backend stays a choice while Burn ships it.
 fn on_cpu(device: &Device) -> bool {
@@ -102,11 +130,34 @@ impl TrainStep for Trainee {
         } else {
             1
         };
+        let partners = batch
+            .mix
+            .map(|lambda| (batch.targets.clone().flip([0]), lambda));
         if count > 1 {
-            return self.sharded_step(batch.images, batch.targets, count);
+            return self.sharded_step(batch.images, batch.targets, partners, count);
         }
-        let item = self.forward_classification(batch.images, batch.targets, self.label_smoothing);
+        let item = classify(
+            &self.model,
+            batch.images,
+            batch.targets,
+            partners,
+            self.label_smoothing,
+        );
         TrainOutput::new(self, item.loss.backward(), item)
+    }
+
+    /// The optimizer's step, then (when kept) the moving average's.
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        let mut next = optim.step(lr, self, grads);
+        if let Some(ema) = next.ema.take() {
+            next.ema = Some(ema.update(&next.model));
+        }
+        next
     }
 }
 
@@ -115,7 +166,8 @@ impl InferenceStep for Trainee {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: FashionMnistBatch) -> ClassificationOutput {
-        self.forward_classification(batch.images, batch.targets, 0.0)
+        // The moving average, when kept, is the model being validated.
+        classify(self.scored(), batch.images, batch.targets, None, 0.0)
     }
 }
 
@@ -128,10 +180,12 @@ mod tests {
 
     /// The batch split into shares (3: more than this machine may have cores, so pools are
     /// shared too) gives the same loss, logits and every parameter's gradient as one pass over
-    /// the whole batch, within 1e-4, with label smoothing, LayerNorm and residuals on.
+    /// the whole batch, within 1e-4, with label smoothing, LayerNorm and residuals on, with
+    /// mixed images (each share takes its part of the reversed targets) and without.
     #[test]
     fn shares_give_the_whole_batch_gradient() {
-        for backend in [Backend::Flex, Backend::Ndarray] {
+        let cases = [Backend::Flex, Backend::Ndarray].map(|b| [(b, None), (b, Some(0.3))]);
+        for (backend, lambda) in cases.into_iter().flatten() {
             let device = backend.device().unwrap();
             device.seed(3);
             let device = device.autodiff();
@@ -153,11 +207,18 @@ mod tests {
                 ),
                 &device,
             );
+            let partners = lambda.map(|l| (targets.clone().flip([0]), l));
             let whole = {
-                let item = model.forward_classification(images.clone(), targets.clone(), 0.1);
+                let item = classify(
+                    &model.model,
+                    images.clone(),
+                    targets.clone(),
+                    partners.clone(),
+                    0.1,
+                );
                 TrainOutput::new(&model, item.loss.backward(), item)
             };
-            let split = model.sharded_step(images, targets, 3);
+            let split = model.sharded_step(images, targets, partners, 3);
             let grad = |out: &TrainOutput<ClassificationOutput>, i: usize| {
                 let block = &model.model.blocks[i % 2];
                 [
@@ -192,5 +253,36 @@ mod tests {
                 split.item.targets.into_data()
             );
         }
+    }
+
+    /// A mixed batch's loss is its own labels' loss at lambda 1, and whatever lambda when each
+    /// image's partner has its label; between, it lies between the two losses.
+    #[test]
+    fn the_mixed_loss_shares_the_two_labels() {
+        let device = Device::flex();
+        let model = ModelConfig::new()
+            .with_dim(8)
+            .with_token_hidden(4)
+            .with_channel_hidden(8)
+            .init(&device)
+            .unwrap();
+        let images = Tensor::<3>::random([6, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+        let ints = |v: [i64; 6]| Tensor::<1, Int>::from_data(TensorData::from(v), &device);
+        let (targets, palindrome) = (ints([1, 2, 3, 4, 5, 6]), ints([1, 2, 3, 3, 2, 1]));
+        let loss = |targets: &Tensor<1, Int>, partners: Partners| {
+            classify(&model, images.clone(), targets.clone(), partners, 0.1)
+                .loss
+                .into_scalar::<f32>()
+        };
+        let own = loss(&targets, None);
+        let partners = loss(&targets.clone().flip([0]), None);
+        assert!((loss(&targets, Some((targets.clone().flip([0]), 1.0))) - own).abs() < 1e-6);
+        let same = loss(&palindrome, Some((palindrome.clone().flip([0]), 0.3)));
+        assert!((same - loss(&palindrome, None)).abs() < 1e-5);
+        let mixed = loss(&targets, Some((targets.clone().flip([0]), 0.3)));
+        assert!(
+            (mixed - (0.3 * own + 0.7 * partners)).abs() < 1e-5,
+            "{mixed}"
+        );
     }
 }
