@@ -112,6 +112,16 @@ pub struct ConfigFlags {
     /// Augmentation: cutmix with this Beta alpha, e.g. 1 [default: 0, none]
     #[arg(long, value_name = "ALPHA", value_parser = finite, allow_negative_numbers = true)]
     pub cutmix: Option<f64>,
+    /// Distil from this finished run's model (its folder; any architecture) as well as the
+    /// labels [default: none]
+    #[arg(long, value_name = "RUN")]
+    pub distill_from: Option<PathBuf>,
+    /// The teacher's share of the training loss, 0 to 1 [default: 0.5]
+    #[arg(long, value_name = "A", value_parser = finite, allow_negative_numbers = true)]
+    pub distill_weight: Option<f64>,
+    /// The temperature of the teacher's soft targets [default: 2]
+    #[arg(long, value_name = "T", value_parser = finite, allow_negative_numbers = true)]
+    pub distill_temperature: Option<f64>,
     /// Keep a moving average of the weights with this decay per step (e.g. 0.999), scored and
     /// saved as the model [default: 0, none]
     #[arg(long, value_name = "D", value_parser = finite, allow_negative_numbers = true)]

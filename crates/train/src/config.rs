@@ -160,6 +160,18 @@ pub struct TrainingConfig {
     /// saved as the model. 0 = none.
     #[config(default = 0.0)]
     pub ema_decay: f64,
+    /// Distillation: a finished run (its folder) whose model's probabilities, softened by
+    /// `distill_temperature`, join the labels as targets of the training loss; any
+    /// architecture. `None`: no teacher.
+    #[config(default = "None")]
+    pub distill_from: Option<std::path::PathBuf>,
+    /// Distillation: the teacher's share of the training loss, 0 to 1 (the labels' loss has
+    /// the rest).
+    #[config(default = 0.5)]
+    pub distill_weight: f64,
+    /// Distillation: the temperature dividing both models' logits in the teacher's loss.
+    #[config(default = 2.0)]
+    pub distill_temperature: f64,
     /// The weights to start from instead of random ones: a run folder, a Burn record (`.bpk`)
     /// or a safetensors file (`cargo xtask export`'s, or PyTorch's with the same names); the
     /// architecture must be `model`'s. `None`: freshly initialised.
@@ -334,6 +346,20 @@ impl TrainingConfig {
                 name: "random_erasing",
                 rule: "a probability, 0 to 1",
                 value: self.random_erasing,
+            });
+        }
+        if !(0.0..=1.0).contains(&self.distill_weight) {
+            return Err(TrainingConfigError::Rate {
+                name: "distill_weight",
+                rule: "a share, 0 to 1",
+                value: self.distill_weight,
+            });
+        }
+        if !(self.distill_temperature.is_finite() && self.distill_temperature > 0.0) {
+            return Err(TrainingConfigError::Rate {
+                name: "distill_temperature",
+                rule: "a positive number",
+                value: self.distill_temperature,
             });
         }
         if !(0.0..1.0).contains(&self.ema_decay) {

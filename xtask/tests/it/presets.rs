@@ -134,6 +134,26 @@ fn every_option_from_the_command_line() {
     assert!(lrs[8..].windows(2).all(|w| w[1] < w[0]) && close(lrs[15], 1e-5));
     assert!(rows.iter().all(|r| r.train_loss.is_finite()), "{rows:?}");
 
+    // Distilling from that run (another architecture): the teacher's flags land too.
+    let student = tmp.path().join("student");
+    let teacher = run.to_str().unwrap();
+    #[rustfmt::skip]
+    let flags = [
+        "--epochs", "1", "--limit-train", "64", "--distill-from", teacher,
+        "--distill-weight", "0.3", "--distill-temperature", "4",
+    ];
+    let out = train(&data, &student, &flags);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = load_config(&RunDir::new(&student)).unwrap();
+    assert_eq!(
+        (
+            c.distill_from.as_deref(),
+            c.distill_weight,
+            c.distill_temperature
+        ),
+        (Some(run.as_path()), 0.3, 4.0)
+    );
+
     // A switch turned off again after a preset.
     let run2 = tmp.path().join("no-flip");
     let flags = [

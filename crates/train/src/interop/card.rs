@@ -129,6 +129,21 @@ pub fn model_card(c: CardInputs) -> String {
         ("epochs", c.config.epochs.to_string()),
         ("label smoothing", c.config.label_smoothing.to_string()),
         (
+            "distilled from",
+            match &c.config.distill_from {
+                Some(teacher) => format!(
+                    "the run `{}` (share {}, temperature {})",
+                    teacher
+                        .file_name()
+                        .unwrap_or(teacher.as_os_str())
+                        .to_string_lossy(),
+                    c.config.distill_weight,
+                    c.config.distill_temperature
+                ),
+                None => "no".to_string(),
+            },
+        ),
+        (
             "weights averaged (EMA decay)",
             if c.config.ema_decay > 0.0 {
                 c.config.ema_decay.to_string()

@@ -18,7 +18,7 @@ use crate::error::TrainError;
 use crate::learner::renderer::PlainRenderer;
 use crate::learner::signals::StopOnSignals;
 use crate::predict::evaluation::evaluate;
-use crate::predict::inference::{load_model, record_path};
+use crate::predict::inference::{load_model, load_teacher, record_path};
 use crate::progress::Progress;
 use crate::report::{ReportFiles, write_report};
 use crate::run::artifacts::{RunDir, write_atomic};
@@ -27,6 +27,7 @@ use crate::run::checkpoint::AtomicFileCheckpointer;
 use crate::run::metrics::{
     CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics,
 };
+use crate::trainee::distill::Distill;
 
 /// How to run a training, beyond its configuration.
 #[derive(Debug, Clone)]
@@ -129,7 +130,16 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
         model.model = crate::interop::load_weights(model.model, source)?;
     }
     // The average starts from the starting weights (on resume, the checkpoint replaces it).
-    let model = model.with_ema(config.ema_decay);
+    let model = model
+        .with_ema(config.ema_decay)
+        .with_distill(match &config.distill_from {
+            Some(source) => Some(Distill {
+                teacher: load_teacher(source, &device.clone().autodiff())?,
+                weight: config.distill_weight as f32,
+                temperature: config.distill_temperature as f32,
+            }),
+            None => None,
+        });
     if !options.resume {
         run.create()?;
         lock = Some(run.lock()?);

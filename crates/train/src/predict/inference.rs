@@ -74,6 +74,15 @@ pub fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
     }
 }
 
+/// The model of the run in `source` (its `config.json` says the architecture) on `device`,
+/// without gradients: a teacher to distil from.
+pub fn load_teacher(source: &Path, device: &Device) -> Result<Model, TrainError> {
+    let run = RunDir::new(source);
+    let config = load_config(&run)?;
+    let model = load_record(config.model.init(device)?, &record_path(&run)?)?;
+    Ok(model.no_grad())
+}
+
 /// Most images in one forward pass of [`LoadedModel::predict`] (the `best` model's activations
 /// for 1,024 images take about 50 MB a layer).
 pub const PREDICT_BATCH: usize = 1024;

@@ -250,6 +250,18 @@ pub fn report_markdown(
                 .to_string(),
         );
     }
+    if let Some(teacher) = &config.distill_from {
+        notes.push(format!(
+            "the train loss includes the divergence from the teacher's probabilities (`{}`, \
+             share {}, temperature {})",
+            teacher
+                .file_name()
+                .unwrap_or(teacher.as_os_str())
+                .to_string_lossy(),
+            config.distill_weight,
+            config.distill_temperature
+        ));
+    }
     if config.ema_decay > 0.0 {
         notes.push(format!(
             "the test figures per epoch and the saved record are those of the moving average of \

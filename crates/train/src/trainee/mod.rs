@@ -2,6 +2,7 @@
 //! when asked, the moving average of its weights. Its steps (burn-train's `TrainStep`,
 //! `InferenceStep`) are in `step.rs`; loading a training checkpoint needs only this.
 
+pub mod distill;
 pub mod ema;
 pub mod kernels;
 pub mod step;
@@ -9,6 +10,7 @@ pub mod step;
 use burn::prelude::*;
 use fashion_mixer_model::Model;
 
+use crate::trainee::distill::Distill;
 use crate::trainee::ema::Ema;
 
 /// The model as the Learner trains it: the classifier, its training loss and, when on, the
@@ -22,6 +24,9 @@ pub struct Trainee {
     pub label_smoothing: f32,
     /// The moving average of `model`'s weights: validated and saved in its place when present.
     pub ema: Option<Ema>,
+    /// The teacher whose soft targets join the training loss, when distilling (not recorded).
+    #[module(skip)]
+    pub distill: Option<Distill>,
 }
 
 impl Trainee {
@@ -33,6 +38,7 @@ impl Trainee {
             model,
             label_smoothing,
             ema: None,
+            distill: None,
         }
     }
 
@@ -40,6 +46,12 @@ impl Trainee {
     /// current weights); `decay` 0 keeps none.
     pub fn with_ema(mut self, decay: f64) -> Self {
         self.ema = (decay > 0.0).then(|| Ema::new(&self.model, decay as f32));
+        self
+    }
+
+    /// The same, learning from `distill`'s teacher too.
+    pub fn with_distill(mut self, distill: Option<Distill>) -> Self {
+        self.distill = distill;
         self
     }
 

@@ -34,6 +34,22 @@ impl Trainee {
         classify(&self.model, images, targets, None, smoothing)
     }
 
+    /// The training loss of `images`: the labels' (smoothed, mixed with `partners` when
+    /// mixed), and the teacher's soft targets' when distilling.
+    fn classify_training(
+        &self,
+        images: Tensor<3>,
+        targets: Tensor<1, Int>,
+        partners: Partners,
+    ) -> ClassificationOutput {
+        let teacher_input = self.distill.as_ref().map(|_| images.clone());
+        let mut item = classify(&self.model, images, targets, partners, self.label_smoothing);
+        if let (Some(distill), Some(images)) = (&self.distill, teacher_input) {
+            item.loss = distill.blend(item.loss, images, item.output.clone());
+        }
+        item
+    }
+
     /// The training step on `images` split into `shares` parts, one per pool.
     fn sharded_step(
         &self,
@@ -48,12 +64,10 @@ impl Trainee {
             // Its own copy of the parameters (same ids): one autodiff graph per share.
             let model = self.clone().fork(&device);
             let share = |t: &Tensor<1, Int>| t.clone().narrow(0, start, end - start);
-            let mut item = classify(
-                &model.model,
+            let mut item = model.classify_training(
                 images.clone().narrow(0, start, end - start),
                 share(&targets),
                 partners.as_ref().map(|(p, lambda)| (share(p), *lambda)),
-                model.label_smoothing,
             );
             let weighted = item.loss.clone() * ((end - start) as f64 / items as f64);
             let grads = GradientsParams::from_grads(weighted.backward(), &model);
@@ -136,13 +150,7 @@ impl TrainStep for Trainee {
         if count > 1 {
             return self.sharded_step(batch.images, batch.targets, partners, count);
         }
-        let item = classify(
-            &self.model,
-            batch.images,
-            batch.targets,
-            partners,
-            self.label_smoothing,
-        );
+        let item = self.classify_training(batch.images, batch.targets, partners);
         TrainOutput::new(self, item.loss.backward(), item)
     }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod determinism;
+mod distill;
 mod ema;
 mod images;
 mod report;
