@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::mixing::{Mix, Mixing};
+use crate::random::splitmix64;
 use crate::{IMAGE_PIXELS, IMAGE_SIDE};
 
 /// The image shifted by (`dx`, `dy`) pixels (right and down when positive), the uncovered part
@@ -142,14 +143,6 @@ fn erase(image: &mut [u8; IMAGE_PIXELS], p: f64, r: u64) {
     for row in image.chunks_exact_mut(IMAGE_SIDE).skip(top).take(h) {
         row[left..left + w].fill(0);
     }
-}
-
-/// One step of SplitMix64: a well-mixed 64-bit value from any 64-bit input.
-pub(crate) fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod idx;
 pub mod locate;
 pub mod mixing;
 pub mod picture;
+mod random;
 pub mod synthetic;
 pub mod testing;
 

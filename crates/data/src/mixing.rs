@@ -7,6 +7,7 @@
 //! count.
 
 use crate::IMAGE_SIDE;
+use crate::random::Stream;
 
 /// Which mixing, and its Beta distribution's alpha (0 = off).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -40,7 +41,7 @@ impl Mixing {
             (true, true) => r >> 63 == 1,
             (_, cutmix) => cutmix,
         };
-        let mut random = Stream(r);
+        let mut random = Stream::new(r);
         if !use_cutmix {
             let lambda = beta(self.mixup, &mut random) as f32;
             return Some(Mix { lambda, cut: None });
@@ -92,23 +93,6 @@ impl Mix {
     }
 }
 
-/// Uniform numbers from a SplitMix64 stream.
-struct Stream(u64);
-
-impl Stream {
-    /// A number in (0, 1).
-    fn unit(&mut self) -> f64 {
-        self.0 = crate::augment::splitmix64(self.0);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// A standard normal number (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.unit(), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 /// A Gamma(shape, 1) number: Marsaglia and Tsang's method, boosted for shape below 1.
 fn gamma(shape: f64, random: &mut Stream) -> f64 {
     if shape < 1.0 {
@@ -139,7 +123,7 @@ mod tests {
     #[test]
     fn lambda_follows_the_beta_distribution() {
         for alpha in [0.2, 1.0, 2.0] {
-            let mut random = Stream(11);
+            let mut random = Stream::new(11);
             let draws: Vec<f64> = (0..20_000).map(|_| beta(alpha, &mut random)).collect();
             let mean = draws.iter().sum::<f64>() / draws.len() as f64;
             let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
@@ -182,7 +166,7 @@ mod tests {
         };
         let mut seen_cut = false;
         for r in 0..200u64 {
-            let mix = mixing.draw(crate::augment::splitmix64(r)).unwrap();
+            let mix = mixing.draw(crate::random::splitmix64(r)).unwrap();
             let (top, left, height, width) = mix.cut.unwrap();
             assert!(top + height <= IMAGE_SIDE && left + width <= IMAGE_SIDE);
             let mut images = batch(2);
@@ -202,7 +186,7 @@ mod tests {
         };
         let cuts = (0..1000u64)
             .filter(|&r| {
-                both.draw(crate::augment::splitmix64(r))
+                both.draw(crate::random::splitmix64(r))
                     .unwrap()
                     .cut
                     .is_some()

@@ -31,7 +31,8 @@ pub struct Trainee {
 
 impl Trainee {
     /// `model`, trained with label smoothing `alpha` (0 = none). Its LayerNorms record one
-    /// autodiff operation each on flex, and so do its hidden layers' bias + ReLU ([`crate::trainee::kernels`]).
+    /// autodiff operation each on flex, and so do its hidden layers' bias + ReLU (the
+    /// one-operation kernels).
     pub fn new(model: Model, label_smoothing: f32) -> Self {
         crate::trainee::kernels::install();
         Self {
