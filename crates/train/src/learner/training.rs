@@ -129,7 +129,8 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     if let (Some(source), None) = (&config.init_from, checkpoint) {
         model.model = crate::interop::load_weights(model.model, source)?;
     }
-    // The average starts from the starting weights (on resume, the checkpoint replaces it).
+    // The average starts from the starting weights (on resume, the checkpoint replaces it);
+    // the teacher is not in the checkpoints, so a resumed run loads it again.
     let model = model
         .with_ema(config.ema_decay)
         .with_distill(match &config.distill_from {
