@@ -4,7 +4,7 @@
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::Backend;
 use fashion_mixer_train::metrics::EpochMetrics;
-use fashion_mixer_train::training::{TrainOptions, train};
+use fashion_mixer_train::training::train;
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
 fn run_once(root: &std::path::Path, data_dir: &std::path::Path) -> Vec<EpochMetrics> {
@@ -12,13 +12,7 @@ fn run_once(root: &std::path::Path, data_dir: &std::path::Path) -> Vec<EpochMetr
         .with_backend(Backend::Flex)
         .with_epochs(2)
         .with_batch_size(50);
-    let options = TrainOptions {
-        run: RunDir::new(root),
-        data_dir: data_dir.to_path_buf(),
-        resume: false,
-        tui: false,
-        progress: fashion_mixer_train::Progress::silent(),
-    };
+    let options = crate::quiet(&RunDir::new(root), data_dir);
     let mut history = train(config, &options).unwrap().history;
     for row in &mut history {
         row.epoch_seconds = 0.0;

@@ -2,18 +2,8 @@
 //! batches as the student, and a teacher that cannot be loaded stops the run before it starts.
 
 use fashion_mixer_data::synthetic;
-use fashion_mixer_train::training::{TrainOptions, train};
+use fashion_mixer_train::training::train;
 use fashion_mixer_train::{RunDir, TrainError, TrainingConfig};
-
-fn options(run: &RunDir, data_dir: &std::path::Path) -> TrainOptions {
-    TrainOptions {
-        run: run.clone(),
-        data_dir: data_dir.to_path_buf(),
-        resume: false,
-        tui: false,
-        progress: fashion_mixer_train::Progress::silent(),
-    }
-}
 
 /// A student that starts as its teacher, with all of the loss on the teacher's soft targets
 /// and a learning rate too small to move it, has a training loss of about 0 (the two agree on
@@ -30,7 +20,7 @@ fn a_student_that_is_its_teacher_has_nothing_to_learn() {
         .with_crop_padding(2)
         .with_horizontal_flip(true);
     let teacher = RunDir::new(tmp.path().join("teacher"));
-    train(base.clone(), &options(&teacher, &data_dir)).unwrap();
+    train(base.clone(), &crate::quiet(&teacher, &data_dir)).unwrap();
 
     let student = |name: &str, weight: f64| {
         let run = RunDir::new(tmp.path().join(name));
@@ -41,7 +31,10 @@ fn a_student_that_is_its_teacher_has_nothing_to_learn() {
             .with_distill_from(Some(teacher.root().to_path_buf()))
             .with_distill_weight(weight)
             .with_distill_temperature(3.0);
-        train(config, &options(&run, &data_dir)).unwrap().history[0].train_loss
+        train(config, &crate::quiet(&run, &data_dir))
+            .unwrap()
+            .history[0]
+            .train_loss
     };
     let soft = student("soft", 1.0);
     let hard = student("hard", 0.0);
@@ -53,7 +46,7 @@ fn a_student_that_is_its_teacher_has_nothing_to_learn() {
     let missing = tmp.path().join("no-such-run");
     let error = train(
         base.with_distill_from(Some(missing.clone())),
-        &options(&run, &data_dir),
+        &crate::quiet(&run, &data_dir),
     )
     .unwrap_err();
     assert!(

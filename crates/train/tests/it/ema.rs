@@ -45,13 +45,7 @@ fn the_moving_average_is_validated_saved_and_resumed() {
         .with_epochs(2)
         .with_batch_size(50)
         .with_ema_decay(0.9);
-    let options = TrainOptions {
-        run: run.clone(),
-        data_dir: data_dir.clone(),
-        resume: false,
-        tui: false,
-        progress: fashion_mixer_train::Progress::silent(),
-    };
+    let options = crate::quiet(&run, &data_dir);
     let report = train(config.clone(), &options).unwrap();
     assert!(!report.interrupted);
 

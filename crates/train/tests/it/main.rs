@@ -19,3 +19,18 @@ pub fn flex_rng() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// How the tests train: a fresh run in `run` on the IDX files in `data_dir`, no dashboard, no
+/// messages.
+pub fn quiet(
+    run: &fashion_mixer_train::RunDir,
+    data_dir: &std::path::Path,
+) -> fashion_mixer_train::training::TrainOptions {
+    fashion_mixer_train::training::TrainOptions {
+        run: run.clone(),
+        data_dir: data_dir.to_path_buf(),
+        resume: false,
+        tui: false,
+        progress: fashion_mixer_train::Progress::silent(),
+    }
+}

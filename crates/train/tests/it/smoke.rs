@@ -8,7 +8,7 @@ use fashion_mixer_model::Backend;
 use fashion_mixer_train::evaluation::evaluate;
 use fashion_mixer_train::inference::load_model;
 use fashion_mixer_train::metrics::METRICS_HEADER;
-use fashion_mixer_train::training::{TrainOptions, load_splits, train};
+use fashion_mixer_train::training::{load_splits, train};
 use fashion_mixer_train::{RunDir, TrainingConfig};
 
 fn smoke(backend: Backend, n_train: usize, n_test: usize, batch_size: usize) {
@@ -20,13 +20,7 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize, batch_size: usize) {
         .with_backend(backend)
         .with_epochs(2)
         .with_batch_size(batch_size);
-    let options = TrainOptions {
-        run: run.clone(),
-        data_dir: data_dir.clone(),
-        resume: false,
-        tui: false,
-        progress: fashion_mixer_train::Progress::silent(),
-    };
+    let options = crate::quiet(&run, &data_dir);
     let report = train(config, &options).unwrap();
     assert!(!report.interrupted);
 
