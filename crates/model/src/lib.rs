@@ -25,6 +25,15 @@ pub use stem::{PatchStem, patches_per_side};
 pub mod testing {
     use burn::tensor::TensorData;
 
+    /// A model small enough for tests to build and run in milliseconds: the default
+    /// architecture with d 8, token hidden 4, channel hidden 8.
+    pub fn tiny() -> crate::ModelConfig {
+        crate::ModelConfig::new()
+            .with_dim(8)
+            .with_token_hidden(4)
+            .with_channel_hidden(8)
+    }
+
     /// Asserts `fast` equals `reference` within `1e-4` of `reference`'s largest magnitude
     /// (at least 1); `what` names the pair in the message.
     pub fn assert_close(fast: &TensorData, reference: &TensorData, what: &str) {

@@ -42,17 +42,13 @@ impl Distill {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fashion_mixer_model::ModelConfig;
 
     /// The soft loss is 0 when the student's logits are the teacher's (or shifted: the same
     /// probabilities), positive otherwise; weight 0 leaves the labels' loss as it was.
     #[test]
     fn the_soft_loss_pulls_towards_the_teacher() {
         let device = Device::flex();
-        let config = ModelConfig::new()
-            .with_dim(8)
-            .with_token_hidden(4)
-            .with_channel_hidden(8);
+        let config = fashion_mixer_model::testing::tiny();
         let teacher = config.init(&device).unwrap();
         let images = Tensor::<3>::random(
             [5, 28, 28],

@@ -98,7 +98,6 @@ impl ModuleMapper for Blend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fashion_mixer_model::ModelConfig;
 
     fn weights(model: &Model) -> Vec<Vec<f32>> {
         let mut w = Weights::default();
@@ -113,10 +112,7 @@ mod tests {
     #[test]
     fn the_average_follows_the_weights_at_the_warmed_up_rate() {
         let device = Device::flex();
-        let config = ModelConfig::new()
-            .with_dim(8)
-            .with_token_hidden(4)
-            .with_channel_hidden(8);
+        let config = fashion_mixer_model::testing::tiny();
         let start = config.init(&device).unwrap();
         let mut ema = Ema::new(&start, 0.5);
         assert_ne!(ema.model.stem.linear.weight.id, start.stem.linear.weight.id);

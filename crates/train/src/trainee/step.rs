@@ -268,12 +268,7 @@ mod tests {
     #[test]
     fn the_mixed_loss_shares_the_two_labels() {
         let device = Device::flex();
-        let model = ModelConfig::new()
-            .with_dim(8)
-            .with_token_hidden(4)
-            .with_channel_hidden(8)
-            .init(&device)
-            .unwrap();
+        let model = fashion_mixer_model::testing::tiny().init(&device).unwrap();
         let images = Tensor::<3>::random([6, 28, 28], Distribution::Normal(0.0, 1.0), &device);
         let ints = |v: [i64; 6]| Tensor::<1, Int>::from_data(TensorData::from(v), &device);
         let (targets, palindrome) = (ints([1, 2, 3, 4, 5, 6]), ints([1, 2, 3, 3, 2, 1]));

@@ -3,7 +3,6 @@
 use burn::module::Module;
 use burn::prelude::Device;
 use fashion_mixer_data::synthetic;
-use fashion_mixer_model::ModelConfig;
 use fashion_mixer_train::artifacts::write_atomic;
 use fashion_mixer_train::metrics::METRICS_HEADER;
 use fashion_mixer_train::plot::{CHART_SIZE, CONFUSION_SIZE};
@@ -20,12 +19,7 @@ fn run_with_history(dir: &std::path::Path, with_record: bool) -> (RunDir, Traini
     let run = RunDir::new(dir.join("run"));
     run.create().unwrap();
     let config = TrainingConfig::new()
-        .with_model(
-            ModelConfig::new()
-                .with_dim(8)
-                .with_token_hidden(4)
-                .with_channel_hidden(8),
-        )
+        .with_model(fashion_mixer_model::testing::tiny())
         .with_epochs(3)
         .with_batch_size(32);
     save_config(&run, &config).unwrap();
