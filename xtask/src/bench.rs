@@ -38,7 +38,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let mut config = args.base.load()?;
+    let mut config = crate::flags::teacher_found(args.base.load()?);
     if let Some(backend) = args.backend {
         config.backend = backend;
     }

@@ -5,6 +5,7 @@
 //! and addresses are read as people write them.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -19,13 +20,32 @@ pub fn given(flags: &impl Serialize) -> Option<Value> {
     (!value.is_null()).then_some(value)
 }
 
-/// `config` with the flags given in `flags` over it.
+/// `config` with the flags given in `flags` over it, its teacher found ([`teacher_found`]).
 pub fn overlay(config: &TrainingConfig, flags: &impl Serialize) -> Result<TrainingConfig> {
-    match given(flags) {
+    let config = match given(flags) {
         Some(json) => config
             .merged_with_json(&json.to_string())
-            .map_err(|e| anyhow!("the command-line flags: {e}")),
-        None => Ok(config.clone()),
+            .map_err(|e| anyhow!("the command-line flags: {e}"))?,
+        None => config.clone(),
+    };
+    Ok(teacher_found(config))
+}
+
+/// `config` with its teacher's folder looked for in the project too ([`in_project`]).
+pub fn teacher_found(mut config: TrainingConfig) -> TrainingConfig {
+    config.distill_from = config.distill_from.map(in_project);
+    config
+}
+
+/// A relative path as given when it exists from the working directory; otherwise the same
+/// path in the project when it exists there (the `best` preset's `artifacts/teacher`, with
+/// `cargo xtask` run from a subfolder); otherwise as given, for the error to name.
+pub fn in_project(path: PathBuf) -> PathBuf {
+    let project = crate::project_root().join(&path);
+    if path.is_relative() && !path.exists() && project.exists() {
+        project
+    } else {
+        path
     }
 }
 

@@ -19,8 +19,9 @@ use crate::project_root;
 /// Where a configuration starts: a preset, then a JSON file over it.
 #[derive(Args, Debug, Clone, Default)]
 pub struct BaseConfigArgs {
-    /// A named configuration to start from: coursework (the spec's model, the default) or best
-    /// (the most accurate found; see README); --config and the flags override it
+    /// A named configuration to start from: coursework (the spec's model, the default), best
+    /// (the most accurate found; it learns from artifacts/teacher) or teacher (best's teacher,
+    /// from labels alone); see README. --config and the flags override it
     #[arg(long, value_name = "NAME")]
     pub preset: Option<Preset>,
     /// A JSON TrainingConfig to start from: a run's config.json, or only the fields to change,

@@ -142,6 +142,20 @@ pub fn config_summary(config: &TrainingConfig) -> String {
     if config.lr_schedule == LrSchedule::Cosine {
         recipe.push_str(", cosine schedule");
     }
+    for (value, name) in [
+        (config.random_erasing, "random erasing"),
+        (config.mixup, "mixup"),
+        (config.cutmix, "cutmix"),
+        (config.ema_decay, "weights averaged"),
+    ] {
+        if value > 0.0 {
+            recipe.push_str(&format!(", {name} {value}"));
+        }
+    }
+    // The teacher's folder by name only: the page names no path of the server's disk.
+    if let Some(teacher) = config.distill_from.as_ref().and_then(|p| p.file_name()) {
+        recipe.push_str(&format!(", distilled from {}", teacher.to_string_lossy()));
+    }
     recipe.push_str(&format!(
         ", batch {}, {} epochs",
         config.batch_size, config.epochs

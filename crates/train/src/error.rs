@@ -45,6 +45,11 @@ pub enum TrainError {
         /// The run folder.
         run: PathBuf,
     },
+    /// The run to distill from (`distill_from`) cannot be loaded.
+    #[error(
+        "the teacher (distill_from): {0}; a teacher is a finished run's folder (`cargo xtask train --preset teacher --artifacts artifacts/teacher` trains the one the `best` preset learns from)"
+    )]
+    Teacher(Box<TrainError>),
     /// The artifacts path exists and is not a folder.
     #[error("{}: exists and is not a directory", .0.display())]
     NotADirectory(PathBuf),

@@ -63,10 +63,14 @@ fn preset_best_trains_and_flags_override_it() {
         &["--preset", "best", "--epochs", "2", "--batch-size", "64"],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The teacher, `artifacts/teacher`, is found in the project from the test's folder (xtask/).
     let saved = load_config(&RunDir::new(&run)).unwrap();
     assert_eq!(
         saved,
-        TrainingConfig::best().with_epochs(2).with_batch_size(64)
+        TrainingConfig::best()
+            .with_epochs(2)
+            .with_batch_size(64)
+            .with_distill_from(Some(root().join("artifacts/teacher")))
     );
     // Two warm-up epochs of 8 steps (metrics.csv holds each epoch's mean rate): steps 1-8
     // average 4.5/16 of the peak 2e-3, steps 9-16 average 12.5/16.
@@ -89,7 +93,10 @@ fn preset_best_trains_and_flags_override_it() {
 
     let out = xtask(&["train", "--preset", "fastest", "--artifacts", run_s]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown preset 'fastest' (expected coursework or best)"));
+    assert!(
+        text(&out.stderr)
+            .contains("unknown preset 'fastest' (expected one of: coursework, teacher, best)")
+    );
 }
 
 /// Every switch from the command line lands in config.json, and the run trains.
@@ -201,6 +208,9 @@ fn infer_uses_the_pretrained_model_by_default() {
     // The shipped model is the `best` preset, trained as it stands.
     let shipped = load_config(&RunDir::new(root().join("artifacts/pretrained"))).unwrap();
     assert_eq!(shipped, TrainingConfig::best());
+    // Its teacher, shipped beside it, is the `teacher` preset.
+    let teacher = load_config(&RunDir::new(root().join("artifacts/teacher"))).unwrap();
+    assert_eq!(teacher, TrainingConfig::teacher());
     let mut args = vec!["infer", "--json"];
     args.extend(paths.iter().map(String::as_str));
     let out = xtask(&args);
@@ -238,13 +248,19 @@ fn infer_uses_the_pretrained_model_by_default() {
     );
 }
 
-/// `eval` of the shipped model gives exactly the test accuracy its eval.json (and README) state.
+/// `eval` of the shipped model, and of the teacher it learnt from, gives exactly the test
+/// accuracy, as given and mirrored, that its eval.json (and README) state.
 #[test]
-fn pretrained_model_reproduces_its_stated_test_accuracy() {
+fn shipped_models_reproduce_their_stated_test_accuracy() {
     let Some(data) = fashion_mixer_data::testing::real_data_dir() else {
         return;
     };
-    let shipped = root().join("artifacts/pretrained");
+    for run in ["pretrained", "teacher"] {
+        reproduces_its_stated_accuracy(&root().join("artifacts").join(run), &data);
+    }
+}
+
+fn reproduces_its_stated_accuracy(shipped: &Path, data: &Path) {
     let stated: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(shipped.join("eval.json")).unwrap()).unwrap();
     // Evaluate a copy: eval writes eval.json beside the record. Its config scores 256 train
@@ -292,7 +308,11 @@ fn pretrained_model_reproduces_its_stated_test_accuracy() {
         100.0 * stated["test"]["accuracy"].as_f64().unwrap()
     );
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    assert!(readme.contains(&percent), "README does not state {percent}");
+    assert!(
+        readme.contains(&percent),
+        "README does not state {percent} ({})",
+        shipped.display()
+    );
     assert!(text(&out.stdout).contains(&format!("test: accuracy {percent}")));
     // The mirrored test set is scored too (a different figure), and it is the one stated.
     assert_ne!(got["test_mirrored"]["confusion"], got["test"]["confusion"]);

@@ -38,19 +38,22 @@ fn runs_lists_every_kind_of_folder() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
     assert!(row(&listing, "finished").contains("finished"), "{listing}");
-    assert!(row(&listing, "finished").contains("93.36%"), "{listing}");
-    assert!(row(&listing, "finished").contains("93.26%"), "{listing}");
+    assert!(row(&listing, "finished").contains("93.97%"), "{listing}");
+    assert!(row(&listing, "finished").contains("94.11%"), "{listing}");
     assert!(row(&listing, "finished").ends_with("  best"), "{listing}");
     assert!(
-        row(&listing, "interrupted").contains("interrupted at epoch 3 of 50"),
+        row(&listing, "interrupted").contains("interrupted at epoch 3 of 100"),
         "{listing}"
     );
     let pid = std::process::id().to_string();
     assert!(
-        row(&listing, "locked").contains("training now (epoch 5 of 50 done)"),
+        row(&listing, "locked").contains("training now (epoch 5 of 100 done)"),
         "{listing}"
     );
-    assert!(row(&listing, "sweep-x/point").contains("2/50"), "{listing}");
+    assert!(
+        row(&listing, "sweep-x/point").contains("2/100"),
+        "{listing}"
+    );
     assert!(row(&listing, "damaged").contains("damaged"), "{listing}");
     assert!(
         row(&listing, "damaged").contains("config.json"),

@@ -88,12 +88,16 @@ fn the_runs_page_draws_two_runs_and_a_new_epoch_in_a_real_browser() {
     let board = board(tmp.path());
     let url = format!("{}/runs?select=whole,growing", board.base);
     let page = browser_dom(browser, &url, 5_000);
-    assert_eq!(epochs_drawn(&page, "whole"), Some(50), "{page}");
+    let epochs = fashion_mixer_train::TrainingConfig::best().epochs;
+    assert_eq!(epochs_drawn(&page, "whole"), Some(epochs), "{page}");
     assert_eq!(epochs_drawn(&page, "growing"), Some(3), "{page}");
     // Test and train, accuracy and loss: four lines a run.
     assert_eq!(page.matches("<polyline data-run=\"whole\"").count(), 4);
     assert_eq!(page.matches("<polyline data-run=\"growing\"").count(), 4);
-    assert!(page.contains("interrupted at 3 of 50"), "{page}");
+    assert!(
+        page.contains(&format!("interrupted at 3 of {epochs}")),
+        "{page}"
+    );
     screenshot(browser, &url, "runs-page.png", "1150,1100", 5_000);
 
     // The page open, asking every 200 ms (of the browser's virtual time): once it has asked

@@ -215,6 +215,11 @@ fn predictions_equal_infers() {
             .starts_with("4x4 patches, 128 features, 4 blocks"),
         "{model}"
     );
+    let summary = model["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("cosine schedule, random erasing 0.25, distilled from teacher, batch 128"),
+        "{summary}"
+    );
     assert_eq!(model["parameters"], 294_990);
     // One row per epoch of the shipped run (the `best` preset).
     assert_eq!(

@@ -78,7 +78,8 @@ fn items(
         .collect()
 }
 
-/// Runs the benchmark for `config` (model, optimizer, backend, batch size) on `data`.
+/// Runs the benchmark for `config` (model, optimizer, backend, batch size, and the moving
+/// average and the teacher's forward pass when it has them) on `data`.
 pub fn bench(
     config: &TrainingConfig,
     data: &FashionMnistDataset,
@@ -93,7 +94,7 @@ pub fn bench(
     let batch_size = config.batch_size;
 
     let mut learner = Learner::new(
-        config.init_trainee(&autodiff)?,
+        crate::learner::training::trainee(config, &autodiff, false)?,
         config.optimizer(),
         crate::learner::schedule::scheduler(config, data.len()),
     );

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
+use burn::prelude::Device;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
@@ -27,7 +28,31 @@ use crate::run::checkpoint::AtomicFileCheckpointer;
 use crate::run::metrics::{
     CsvMetricLogger, DivergenceSlot, EpochLedger, EpochMetrics, read_metrics,
 };
+use crate::trainee::Trainee;
 use crate::trainee::distill::Distill;
+
+/// The model `config` trains, on `device` (an autodiff one): freshly initialised, or from
+/// `init_from` when `load_init`; with its moving average, started from those weights (on
+/// resume the checkpoint replaces them), and its teacher, which the checkpoints do not hold.
+pub fn trainee(
+    config: &TrainingConfig,
+    device: &Device,
+    load_init: bool,
+) -> Result<Trainee, TrainError> {
+    let mut model = config.init_trainee(device)?;
+    if let (Some(source), true) = (&config.init_from, load_init) {
+        model.model = crate::interop::load_weights(model.model, source)?;
+    }
+    let distill = match &config.distill_from {
+        Some(source) => Some(Distill {
+            teacher: load_teacher(source, device).map_err(|e| TrainError::Teacher(Box::new(e)))?,
+            weight: config.distill_weight as f32,
+            temperature: config.distill_temperature as f32,
+        }),
+        None => None,
+    };
+    Ok(model.with_ema(config.ema_decay).with_distill(distill))
+}
 
 /// How to run a training, beyond its configuration.
 #[derive(Debug, Clone)]
@@ -125,22 +150,7 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
     let device = config.backend.device()?;
     device.seed(config.seed);
-    let mut model = config.init_trainee(&device.clone().autodiff())?;
-    if let (Some(source), None) = (&config.init_from, checkpoint) {
-        model.model = crate::interop::load_weights(model.model, source)?;
-    }
-    // The average starts from the starting weights (on resume, the checkpoint replaces it);
-    // the teacher is not in the checkpoints, so a resumed run loads it again.
-    let model = model
-        .with_ema(config.ema_decay)
-        .with_distill(match &config.distill_from {
-            Some(source) => Some(Distill {
-                teacher: load_teacher(source, &device.clone().autodiff())?,
-                weight: config.distill_weight as f32,
-                temperature: config.distill_temperature as f32,
-            }),
-            None => None,
-        });
+    let model = trainee(&config, &device.clone().autodiff(), checkpoint.is_none())?;
     if !options.resume {
         run.create()?;
         lock = Some(run.lock()?);

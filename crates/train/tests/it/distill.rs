@@ -50,7 +50,8 @@ fn a_student_that_is_its_teacher_has_nothing_to_learn() {
     )
     .unwrap_err();
     assert!(
-        matches!(&error, TrainError::NotARun { .. }) && error.to_string().contains("no-such-run"),
+        matches!(&error, TrainError::Teacher(cause) if matches!(**cause, TrainError::NotARun { .. }))
+            && error.to_string().contains("no-such-run"),
         "{error}"
     );
     assert!(!run.root().exists());
