@@ -1,6 +1,6 @@
 //! `train`: the Learner wiring (burn-train's `SupervisedTraining`), the run's folder, resume.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
@@ -52,6 +52,22 @@ pub fn trainee(
         None => None,
     };
     Ok(model.with_ema(config.ema_decay).with_distill(distill))
+}
+
+/// A resumed run's teacher: `path` as given when it is absolute or found from the working
+/// directory; otherwise under the nearest folder above the run that holds it (the `best`
+/// preset's `artifacts/teacher`, resumed from another folder than it started in); otherwise
+/// as given, for the error to name.
+fn teacher_near(path: PathBuf, run: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path;
+    }
+    let run = std::path::absolute(run).unwrap_or_else(|_| run.to_path_buf());
+    run.ancestors()
+        .skip(1)
+        .map(|folder| folder.join(&path))
+        .find(|candidate| candidate.exists())
+        .unwrap_or(path)
 }
 
 /// How to run a training, beyond its configuration.
@@ -150,7 +166,11 @@ pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRepo
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
     let device = config.backend.device()?;
     device.seed(config.seed);
-    let model = trainee(&config, &device.clone().autodiff(), checkpoint.is_none())?;
+    let mut build = config.clone();
+    if options.resume {
+        build.distill_from = build.distill_from.map(|p| teacher_near(p, run.root()));
+    }
+    let model = trainee(&build, &device.clone().autodiff(), checkpoint.is_none())?;
     if !options.resume {
         run.create()?;
         lock = Some(run.lock()?);
@@ -309,4 +329,32 @@ pub fn report_run(
         None => None,
     };
     write_report(run, &config, &metrics, eval.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::teacher_near;
+
+    #[test]
+    fn a_resumed_runs_relative_teacher_is_found_above_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = tmp.path().join("project");
+        let run = project.join("artifacts").join("student");
+        std::fs::create_dir_all(project.join("artifacts/teacher")).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        let relative = std::path::PathBuf::from("artifacts/teacher");
+        assert!(
+            !relative.exists(),
+            "the test's working directory holds no such folder"
+        );
+        assert_eq!(
+            teacher_near(relative.clone(), &run),
+            project.join("artifacts/teacher")
+        );
+        // Not found anywhere: as given, for the error to name; absolute paths as they are.
+        let missing = std::path::PathBuf::from("artifacts/no-such-run");
+        assert_eq!(teacher_near(missing.clone(), &run), missing);
+        let absolute = tmp.path().join("elsewhere");
+        assert_eq!(teacher_near(absolute.clone(), &run), absolute);
+    }
 }
