@@ -263,12 +263,13 @@ impl TrainingConfig {
     /// `best`: the most accurate configuration found that trains (with its teacher) in under
     /// two hours on two CPU cores. The `teacher`'s model and recipe, for 100 epochs, learning
     /// also from the teacher's softened probabilities (distillation from [`TEACHER_RUN`], half
-    /// the loss, temperature 2), with random erasing on a quarter of the images. Results: README
-    /// and `artifacts/pretrained/`.
+    /// the loss, temperature 2), with random erasing on a quarter of the images and mixup
+    /// (alpha 0.2). Results: README and `artifacts/pretrained/`.
     pub fn best() -> Self {
         Self::teacher()
             .with_distill_from(Some(TEACHER_RUN.into()))
             .with_random_erasing(0.25)
+            .with_mixup(0.2)
             .with_epochs(100)
     }
 
@@ -583,17 +584,21 @@ mod tests {
         let teacher = TrainingConfig::teacher();
         assert!(teacher.model.residual && teacher.model.layer_norm && teacher.horizontal_flip);
         assert_eq!((teacher.epochs, &teacher.distill_from), (50, &None));
-        // `best` is its teacher's recipe, longer, with erasing and the teacher's targets.
+        // `best` is its teacher's recipe, longer, with erasing, mixup and the teacher's targets.
         let best = TrainingConfig::best();
         assert_eq!(best.model, teacher.model);
         assert_eq!(best.distill_from, Some(TEACHER_RUN.into()));
-        assert_eq!((best.epochs, best.random_erasing), (100, 0.25));
+        assert_eq!(
+            (best.epochs, best.random_erasing, best.mixup),
+            (100, 0.25, 0.2)
+        );
         assert_eq!(
             TrainingConfig::preset("best"),
             Some(
                 teacher
                     .with_distill_from(Some(TEACHER_RUN.into()))
                     .with_random_erasing(0.25)
+                    .with_mixup(0.2)
                     .with_epochs(100)
             )
         );

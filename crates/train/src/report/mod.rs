@@ -250,6 +250,14 @@ pub fn report_markdown(
                 .to_string(),
         );
     }
+    if config.mixup > 0.0 || config.cutmix > 0.0 {
+        notes.push(
+            "with mixup or cutmix each mixed training image is scored against its own label, \
+             which is the smaller part of about half of them, so the train accuracy per epoch \
+             sits far below the test accuracy (near 50% with mixup alpha 0.2)"
+                .to_string(),
+        );
+    }
     if let Some(teacher) = &config.distill_from {
         notes.push(format!(
             "the train loss includes the divergence from the teacher's probabilities (`{}`, \
