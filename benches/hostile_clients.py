@@ -31,7 +31,7 @@ def main():
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--connections", type=int, default=500)
-    ap.add_argument("--image", default=os.path.join(os.path.dirname(__file__), "../crates/train/tests/images/ankle-boot.png"))
+    ap.add_argument("--image", default=os.path.join(os.path.dirname(__file__), "../crates/data/tests/images/ankle-boot.png"))
     args = ap.parse_args()
     image = open(args.image, "rb").read()
     held = []

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::artifacts::{prepare_output, write_atomic};
+use fashion_mixer_run::load_splits;
+use fashion_mixer_run::run_dir::{prepare_output, write_atomic};
 use fashion_mixer_train::bench::{BenchOptions, bench};
-use fashion_mixer_train::training::load_splits;
 
 use crate::data::DataDirArg;
 use crate::flags::at_least_one;

@@ -6,10 +6,10 @@ use anyhow::Result;
 use clap::Args;
 use fashion_mixer_data::CLASS_NAMES;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::evaluation::evaluate_with;
-use fashion_mixer_train::inference::load_model;
-use fashion_mixer_train::training::load_splits;
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::evaluation::evaluate_with;
+use fashion_mixer_run::inference::load_model;
+use fashion_mixer_run::load_splits;
 
 use crate::data::DataDirArg;
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use fashion_mixer_train::TrainingConfig;
+use fashion_mixer_run::TrainingConfig;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -49,56 +49,75 @@ pub fn in_project(path: PathBuf) -> PathBuf {
     }
 }
 
+/// A flag's value that the flag does not take; clap names the flag before the message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlagError {
+    /// Not a number of that kind at all.
+    #[error("{0}")]
+    Float(#[from] std::num::ParseFloatError),
+    /// Not a whole number.
+    #[error("{0}")]
+    Int(#[from] std::num::ParseIntError),
+    /// NaN or an infinity.
+    #[error("not a finite number")]
+    NotFinite,
+    /// 0 where at least 1 is needed.
+    #[error("must be at least 1")]
+    Zero,
+    /// A deadline out of its range.
+    #[error("must be a number of seconds above 0 (at most a day)")]
+    Seconds,
+    /// An address that does not resolve, or resolves to nothing.
+    #[error("{0}; expected HOST:PORT (127.0.0.1:8080, localhost:8080) or a port")]
+    Address(String),
+}
+
 /// A flag's number, refusing NaN and the infinities: JSON, the flags' way into the
 /// configuration, has no place for them (serialised, they become `null`: the flag left out).
 /// Negative numbers are read as numbers, for the configuration's checks to name.
-pub fn finite(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() => Ok(value),
-        Ok(_) => Err("not a finite number".into()),
-        Err(e) => Err(e.to_string()),
+pub fn finite(text: &str) -> Result<f64, FlagError> {
+    match text.parse::<f64>()? {
+        value if value.is_finite() => Ok(value),
+        _ => Err(FlagError::NotFinite),
     }
 }
 
 /// A count that must be at least 1 (`bench --steps`, `serve --threads`, ...): 0 is refused as
 /// the flag is read, not quietly taken as 1.
-pub fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(count) => Ok(count),
-        Err(e) => Err(e.to_string()),
+pub fn at_least_one(text: &str) -> Result<usize, FlagError> {
+    match text.parse::<usize>()? {
+        0 => Err(FlagError::Zero),
+        count => Ok(count),
     }
 }
 
 /// A deadline in seconds (`10`, `0.5`): finite and above 0.
-pub fn seconds(text: &str) -> Result<Duration, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
-        Ok(_) => Err("must be a number of seconds above 0 (at most a day)".into()),
-        Err(e) => Err(e.to_string()),
+pub fn seconds(text: &str) -> Result<Duration, FlagError> {
+    match text.parse::<f64>()? {
+        s if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(FlagError::Seconds),
     }
 }
 
 /// Where `serve` listens: `HOST:PORT` (`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`, the
 /// name resolved, IPv4 first) or a port alone, on 127.0.0.1.
-pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+pub fn listen_addr(text: &str) -> Result<SocketAddr, FlagError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    let expected = "expected HOST:PORT (127.0.0.1:8080, localhost:8080) or a port";
     let addrs: Vec<SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|e| format!("{e}; {expected}"))?
+        .map_err(|e| FlagError::Address(e.to_string()))?
         .collect();
     addrs
         .iter()
         .find(|addr| addr.is_ipv4())
         .or(addrs.first())
         .copied()
-        .ok_or_else(|| format!("names no address; {expected}"))
+        .ok_or_else(|| FlagError::Address("names no address".into()))
 }
 
 /// Removes the flags left out (`null`) and objects left empty; an empty object becomes `null`.
@@ -130,7 +149,7 @@ mod tests {
         assert_eq!(finite("1e-3"), Ok(1e-3));
         assert_eq!(finite("-1"), Ok(-1.0));
         for text in ["nan", "NaN", "inf", "-inf", "infinity"] {
-            assert_eq!(finite(text), Err("not a finite number".into()), "{text}");
+            assert_eq!(finite(text), Err(FlagError::NotFinite), "{text}");
         }
         assert!(finite("fast").is_err());
     }
@@ -146,7 +165,7 @@ mod tests {
         let local = listen_addr("localhost:9000").unwrap();
         assert!(local.ip().is_loopback() && local.port() == 9000, "{local}");
         for text in ["localhost", "127.0.0.1", "70000", "127.0.0.1:x"] {
-            let err = listen_addr(text).unwrap_err();
+            let err = listen_addr(text).unwrap_err().to_string();
             assert!(err.contains("expected HOST:PORT"), "{text}: {err}");
         }
     }
@@ -154,7 +173,7 @@ mod tests {
     #[test]
     fn counts_start_at_one() {
         assert_eq!(at_least_one("1"), Ok(1));
-        assert_eq!(at_least_one("0"), Err("must be at least 1".into()));
+        assert_eq!(at_least_one("0"), Err(FlagError::Zero));
         assert!(at_least_one("-1").is_err());
     }
 }

@@ -7,8 +7,8 @@ use burn::data::dataset::Dataset;
 use clap::Args;
 use fashion_mixer_data::{CLASS_NAMES, FashionMnistDataset, IMAGE_PIXELS, Split};
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::inference::{load_image, load_model, top_k};
-use fashion_mixer_train::{RunDir, TrainError};
+use fashion_mixer_run::inference::{load_image, load_model, top_k};
+use fashion_mixer_run::{RunDir, RunError};
 use serde_json::json;
 
 use crate::data::DataDirArg;
@@ -56,11 +56,14 @@ struct Input {
     label: Option<u8>,
 }
 
-/// A test-set index; anything else after `--index` is most likely an image file put after it.
-fn test_index(text: &str) -> Result<usize, String> {
-    text.parse().map_err(|_| {
-        "not a test-set index (an image file goes before --index, or after `--`)".to_string()
-    })
+/// What follows `--index` when it is no test-set index: most likely an image file put after it.
+#[derive(Debug, thiserror::Error)]
+#[error("not a test-set index (an image file goes before --index, or after `--`)")]
+struct NotAnIndex;
+
+/// A test-set index.
+fn test_index(text: &str) -> Result<usize, NotAnIndex> {
+    text.parse().map_err(|_| NotAnIndex)
 }
 
 /// The image files to predict: each file named, and in each folder named its PNG and JPEG
@@ -106,7 +109,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
         let test = FashionMnistDataset::load(&args.data.locate()?, Split::Test)?;
         for &index in &args.indices {
             if index >= test.len() {
-                return Err(TrainError::IndexOutOfRange {
+                return Err(RunError::IndexOutOfRange {
                     index,
                     len: test.len(),
                 }

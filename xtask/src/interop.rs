@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
-use fashion_mixer_train::artifacts::prepare_output;
-use fashion_mixer_train::inference::load_model;
-use fashion_mixer_train::interop::{ExportFormat, export_with_card, import};
-use fashion_mixer_train::{RunDir, TrainingConfig};
+use fashion_mixer_export::safetensors::import;
+use fashion_mixer_export::{ExportFormat, export_with_card};
+use fashion_mixer_run::inference::load_model;
+use fashion_mixer_run::run_dir::prepare_output;
+use fashion_mixer_run::{RunDir, TrainingConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {

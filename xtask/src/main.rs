@@ -14,10 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// exit code), where std's `println!` would panic with a backtrace.
 macro_rules! println {
     () => {
-        $crate::say(format_args!(""))
+        $crate::print_line(format_args!(""))
     };
     ($($arg:tt)*) => {
-        $crate::say(format_args!($($arg)*))
+        $crate::print_line(format_args!($($arg)*))
     };
 }
 
@@ -41,7 +41,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Writes one line to stdout; a reader that has gone (a closed pipe) is not an error.
-fn say(args: std::fmt::Arguments) {
+fn print_line(args: std::fmt::Arguments) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     // Nothing to do about a failed write to the terminal or pipe: the output is only a report.
@@ -135,7 +135,6 @@ fn set_environment() {
 fn main() -> ExitCode {
     set_environment();
     let cli = Cli::parse();
-    fashion_mixer_model::fpu::install();
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Model(args) => model::run(&args),

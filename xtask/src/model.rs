@@ -4,8 +4,8 @@ use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
 use fashion_mixer_model::{Activation, Backend, ModelConfig};
-use fashion_mixer_train::TrainingConfig;
-use fashion_mixer_train::report::thousands;
+use fashion_mixer_run::TrainingConfig;
+use fashion_mixer_run::report::thousands;
 use serde::Serialize;
 
 use crate::flags::finite;

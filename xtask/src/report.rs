@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::training::{load_splits, report_run};
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::load_splits;
+use fashion_mixer_run::report::report_run;
 
 use crate::data::DataDirArg;
 
@@ -22,7 +23,7 @@ pub struct ReportArgs {
 pub fn run(args: &ReportArgs) -> Result<()> {
     let run = RunDir::new(&args.artifacts);
     // The data is located (and read) only when the record's evaluation is missing or stale.
-    let files = report_run(&run, |config| {
+    let files = report_run::<anyhow::Error>(&run, |config| {
         Ok(Some(load_splits(&args.data.locate()?, config)?))
     })?;
     for picture in &files.pictures {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use fashion_mixer_train::runs::{RunEntry, RunStatus, list_runs};
+use fashion_mixer_experiments::runs::{RunEntry, RunStatus, list_runs};
 
 use crate::project_root;
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::inference::load_model;
 use fashion_mixer_serve::load::{Slow, SlowClients, drive, process_footprint};
 use fashion_mixer_serve::{
     Access, AppState, ServeError, Server, ServerConfig, page_gaps, run_name,
 };
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::inference::load_model;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::flags::{at_least_one, listen_addr, seconds};
@@ -163,7 +163,7 @@ pub struct BenchServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "crates/train/tests/images/ankle-boot.png"
+        default_value = "crates/data/tests/images/ankle-boot.png"
     )]
     pub image: PathBuf,
     /// Requests per number of clients
@@ -195,7 +195,7 @@ pub fn bench(args: &BenchServeArgs) -> Result<()> {
             .join("artifacts")
             .join("bench-serve.json")
     });
-    fashion_mixer_train::artifacts::prepare_output(&out)?;
+    fashion_mixer_run::run_dir::prepare_output(&out)?;
     let mut rows = Vec::new();
     for max_batch in [1, 64] {
         let loaded = load_model(&run, None)?;
@@ -246,7 +246,7 @@ pub fn bench(args: &BenchServeArgs) -> Result<()> {
             .map_err(|_| anyhow!("the server's thread panicked"))??;
     }
     let json = serde_json::to_string_pretty(&rows)?;
-    fashion_mixer_train::artifacts::write_atomic(&out, json.as_bytes())?;
+    fashion_mixer_run::run_dir::write_atomic(&out, json.as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Parser};
+use fashion_mixer_experiments::sweep::{
+    GRIDS, SweepOverrides, SweepRun, Trainer, grid, point, sweep,
+};
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::sweep::{GRIDS, SweepOverrides, SweepRun, grid, point, sweep};
-use fashion_mixer_train::{Progress, TrainingConfig};
+use fashion_mixer_run::{Progress, RunDir, TrainingConfig};
+use fashion_mixer_train::TrainError;
+use fashion_mixer_train::training::{TrainOptions, train};
 
 use crate::data::DataDirArg;
 use crate::flags::overlay;
@@ -175,7 +179,11 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             .join(format!("sweep-{name}"))
     });
     let progress = Progress::new(|line| println!("{line}"));
-    let report = sweep(&root, &runs, &overrides, &args.data.locate()?, &progress)?;
+    let mut trainer = Learners {
+        data_dir: args.data.locate()?,
+        progress: progress.clone(),
+    };
+    let report = sweep(&root, &runs, &overrides, &mut trainer, &progress)?;
     for o in &report.outcomes {
         let last = o.history.last().map_or("no epoch".to_string(), |m| {
             format!("test accuracy {:.2}%", 100.0 * m.test_accuracy)
@@ -188,6 +196,32 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         println!("interrupted: run the same command again to resume (finished runs are skipped)");
     }
     Ok(())
+}
+
+/// How `sweep` trains its runs: each with burn-train's Learner, one line per epoch.
+struct Learners {
+    data_dir: std::path::PathBuf,
+    progress: Progress,
+}
+
+impl Trainer for Learners {
+    type Error = TrainError;
+
+    fn train(
+        &mut self,
+        config: TrainingConfig,
+        run: &RunDir,
+        resume: bool,
+    ) -> Result<bool, TrainError> {
+        let options = TrainOptions {
+            run: run.clone(),
+            data_dir: self.data_dir.clone(),
+            resume,
+            tui: false,
+            progress: self.progress.clone(),
+        };
+        Ok(train(config, &options)?.interrupted)
+    }
 }
 
 #[cfg(test)]

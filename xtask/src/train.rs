@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::config::Preset;
+use fashion_mixer_run::Preset;
+use fashion_mixer_run::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingConfig};
 use fashion_mixer_train::training::{TrainOptions, train};
-use fashion_mixer_train::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingConfig};
 use serde::Serialize;
 
 use crate::data::DataDirArg;
@@ -193,7 +193,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let run = RunDir::new(args.artifacts.clone().unwrap_or_else(|| {
         project_root()
             .join("artifacts")
-            .join(fashion_mixer_train::artifacts::utc_timestamp())
+            .join(fashion_mixer_run::run_dir::utc_timestamp())
     }));
     let options = TrainOptions {
         run: run.clone(),

@@ -10,7 +10,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::tuning::{self, TUNING_BUNDLE_VAR};
-use fashion_mixer_train::artifacts::prepare_output;
+use fashion_mixer_run::run_dir::prepare_output;
 
 use crate::project_root;
 

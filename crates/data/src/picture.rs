@@ -12,20 +12,34 @@ pub const MAX_ALLOC: u64 = 256 << 20;
 /// How far (0..=255) a pixel must be from the background to count as part of the garment.
 const OBJECT_CONTRAST: u8 = 24;
 
+/// Why a picture's bytes give no input (the bytes have no file name: the caller names them).
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    /// The bytes could not be read as an image of a known format.
+    #[error("{0}")]
+    Format(std::io::Error),
+    /// The decoder refused the bytes (damaged, unsupported, or over the size limits).
+    #[error("{0}")]
+    Decode(#[from] image::ImageError),
+    /// The image has a width or height of zero.
+    #[error("the image has no pixels")]
+    NoPixels,
+}
+
 /// Decodes an image file's bytes (PNG or JPEG) and prepares it with [`prepare_image`]. The
 /// error says what is wrong with the bytes.
-pub fn decode_image(bytes: &[u8]) -> Result<[u8; IMAGE_PIXELS], String> {
+pub fn decode_image(bytes: &[u8]) -> Result<[u8; IMAGE_PIXELS], PictureError> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(PictureError::Format)?;
     reader.limits(limits);
-    let decoded = reader.decode().map_err(|e| e.to_string())?;
+    let decoded = reader.decode()?;
     if decoded.width() == 0 || decoded.height() == 0 {
-        return Err("the image has no pixels".into());
+        return Err(PictureError::NoPixels);
     }
     Ok(prepare_image(&decoded))
 }
@@ -318,7 +332,7 @@ mod tests {
                 _ => DynamicImage::ImageRgb16(rgba.to_rgb16()),
             });
         }
-        let photos = crate::testing::workspace_root().join("crates/train/tests/images");
+        let photos = crate::testing::workspace_root().join("crates/data/tests/images");
         for entry in std::fs::read_dir(photos).unwrap().flatten() {
             if let Ok(img) = image::open(entry.path()) {
                 out.push(img);
@@ -430,7 +444,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_an_image_are_an_error() {
-        let err = decode_image(b"this is text").unwrap_err();
+        let err = decode_image(b"this is text").unwrap_err().to_string();
         assert!(err.contains("format"), "{err}");
     }
 

@@ -5,8 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
 
-use crate::compute::bias_relu::bias_relu;
-use crate::compute::kernels::{linear, matmul};
+use crate::kernels::{Kernels, layer_norm};
 
 /// The hidden layers' non-linearity g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -20,13 +19,13 @@ pub enum Activation {
 }
 
 impl std::str::FromStr for Activation {
-    type Err = String;
+    type Err = crate::UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "relu" => Ok(Self::Relu),
             "gelu" => Ok(Self::Gelu),
-            _ => Err(format!("unknown activation '{s}' (expected relu or gelu)")),
+            _ => Err(crate::UnknownName::new("activation", s, "relu or gelu")),
         }
     }
 }
@@ -63,7 +62,7 @@ impl MixerBlockConfig {
         let (patches, dim) = (self.patches, self.dim);
         let norm = || {
             self.layer_norm
-                .then(|| crate::compute::norm::config(dim).init(device))
+                .then(|| layer_norm::config(dim).init(device))
         };
         MixerBlock {
             w1: LinearConfig::new(patches, self.token_hidden).init(device),
@@ -75,6 +74,7 @@ impl MixerBlockConfig {
             dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
             gelu: self.activation == Activation::Gelu,
             residual: self.residual,
+            kernels: Kernels::for_device(device),
         }
     }
 }
@@ -112,6 +112,10 @@ pub struct MixerBlock {
     pub gelu: bool,
     /// Residual connections around both halves.
     pub residual: bool,
+    /// The code that runs the norms, products and bias + ReLU (chosen for the device it was
+    /// built on).
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl MixerBlock {
@@ -131,19 +135,19 @@ impl MixerBlock {
 
     /// The hidden layer of either MLP from its product without the bias: g(h + bias), then
     /// dropout. `bias` is `[rows, 1]` or `[1, columns]`; with g = ReLU, bias and g are one
-    /// operation ([`bias_relu`]).
+    /// operation ([`Kernels::bias_relu`]).
     fn biased_hidden(&self, h: Tensor<2>, bias: Option<Tensor<2>>) -> Tensor<2> {
         match bias {
-            Some(bias) if !self.gelu => self.dropped(bias_relu(h, bias)),
+            Some(bias) if !self.gelu => self.dropped(self.kernels.bias_relu(h, bias)),
             Some(bias) => self.hidden(h + bias),
             None => self.hidden(h),
         }
     }
 
     /// The input of a half: normalised over features when `norm` is on.
-    fn normed(norm: &Option<LayerNorm>, x: Tensor<3>) -> Tensor<3> {
+    fn normed(&self, norm: &Option<LayerNorm>, x: Tensor<3>) -> Tensor<3> {
         match norm {
-            Some(norm) => crate::compute::norm::layer_norm(norm, x),
+            Some(norm) => self.kernels.layer_norm(norm, x),
             None => x,
         }
     }
@@ -171,27 +175,31 @@ impl MixerBlock {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [patches, batch, dim] = x.dims();
         let [token_hidden, channel_hidden] = [self.w1.weight.dims()[1], self.w3.weight.dims()[1]];
-        let y = Self::normed(&self.norm1, x.clone()).reshape([patches, batch * dim]);
-        let h = matmul(self.w1.weight.val().transpose(), y); // W1^T X: [token_hidden, batch*dim]
+        let y = self
+            .normed(&self.norm1, x.clone())
+            .reshape([patches, batch * dim]);
+        let h = self.kernels.matmul(self.w1.weight.val().transpose(), y); // W1^T X: [token_hidden, batch*dim]
         let b1 = self
             .w1
             .bias
             .as_ref()
             .map(|b| b.val().reshape([token_hidden, 1]));
         let h = self.biased_hidden(h, b1);
-        let mut o1 = matmul(self.w2.weight.val().transpose(), h); // [patches, batch*dim]
+        let mut o1 = self.kernels.matmul(self.w2.weight.val().transpose(), h); // [patches, batch*dim]
         if let Some(b2) = &self.w2.bias {
             o1 = o1 + b2.val().reshape([patches, 1]);
         }
         let o1 = self.join(x, o1.reshape([patches, batch, dim]));
-        let rows = Self::normed(&self.norm2, o1.clone()).reshape([patches * batch, dim]);
-        let h = matmul(rows, self.w3.weight.val()); // O1 W3: [patches*batch, channel_hidden]
+        let rows = self
+            .normed(&self.norm2, o1.clone())
+            .reshape([patches * batch, dim]);
+        let h = self.kernels.matmul(rows, self.w3.weight.val()); // O1 W3: [patches*batch, channel_hidden]
         let b3 = self
             .w3
             .bias
             .as_ref()
             .map(|b| b.val().reshape([1, channel_hidden]));
-        let o2 = linear(self.biased_hidden(h, b3), &self.w4); // [patches*batch, dim]
+        let o2 = self.kernels.linear(self.biased_hidden(h, b3), &self.w4); // [patches*batch, dim]
         self.join(o1, o2.reshape([patches, batch, dim]))
     }
 
@@ -199,10 +207,10 @@ impl MixerBlock {
     /// [batch, patches, dim] -> [batch, patches, dim]. [`MixerBlock::forward`] must agree with
     /// it, and the tests check that it does.
     pub fn forward_reference(&self, x: Tensor<3>) -> Tensor<3> {
-        let xt = Self::normed(&self.norm1, x.clone()).swap_dims(1, 2); // X^T: [batch, dim, patches]
+        let xt = self.normed(&self.norm1, x.clone()).swap_dims(1, 2); // X^T: [batch, dim, patches]
         let o1 = self.w2.forward(self.hidden(self.w1.forward(xt))); // [batch, dim, patches]
         let o1 = self.join(x, o1.swap_dims(1, 2)); // O1 <- O1^T: [batch, patches, dim]
-        let y = Self::normed(&self.norm2, o1.clone());
+        let y = self.normed(&self.norm2, o1.clone());
         let o2 = self.w4.forward(self.hidden(self.w3.forward(y))); // O2: [batch, patches, dim]
         self.join(o1, o2)
     }

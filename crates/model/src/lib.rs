@@ -8,18 +8,25 @@
 mod block;
 mod model;
 mod stem;
+// What it computes with on the CPU: its kernels (forward and backward), the batch split over
+// the cores, and the threads' floating-point mode.
+mod batch_split;
+pub mod fpu;
+pub mod kernels;
 // Where it runs.
 mod device;
-// What the architecture calls on the CPU.
-mod compute;
+// A setting's name that is none of its choices.
+mod unknown_name;
 
+pub use batch_split::BatchSplit;
 pub use block::{Activation, MixerBlock, MixerBlockConfig};
-pub use compute::{bias_relu, fpu, kernels, norm, product, shares};
 pub use device::{
     Backend, DeviceError, WGPU_START_TIMEOUT, kernel_cache_file, tuning, wgpu_adapter,
 };
+pub use kernels::Kernels;
 pub use model::{Model, ModelConfig, ModelConfigError};
 pub use stem::{PatchStem, patches_per_side};
+pub use unknown_name::UnknownName;
 
 /// A helper for the workspace's tests: tensors equal within the tolerance they all use.
 pub mod testing {

@@ -4,7 +4,9 @@ use burn::nn::{LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use fashion_mixer_data::IMAGE_SIDE;
 
+use crate::batch_split::BatchSplit;
 use crate::block::{Activation, MixerBlock, MixerBlockConfig};
+use crate::kernels::{Kernels, layer_norm};
 use crate::stem::{PatchStem, patches_per_side};
 
 /// The architecture's hyperparameters; the defaults are the coursework model (143,786
@@ -137,7 +139,8 @@ impl ModelConfig {
         per_side * per_side
     }
 
-    /// Builds the model with freshly initialised weights on `device`.
+    /// Builds the model with freshly initialised weights on `device`, its kernels chosen for it
+    /// ([`Kernels::for_device`]).
     pub fn init(&self, device: &Device) -> Result<Model, ModelConfigError> {
         self.validate()?;
         let block = MixerBlockConfig::new(
@@ -155,8 +158,9 @@ impl ModelConfig {
             blocks: (0..self.depth).map(|_| block.init(device)).collect(),
             norm: self
                 .layer_norm
-                .then(|| crate::compute::norm::config(self.dim).init(device)),
+                .then(|| layer_norm::config(self.dim).init(device)),
             head: LinearConfig::new(self.dim, self.num_classes).init(device),
+            kernels: Kernels::for_device(device),
         })
     }
 }
@@ -178,28 +182,41 @@ pub struct Model {
     pub norm: Option<LayerNorm>,
     /// Softmax regression's linear part: dim -> classes (the softmax is in the loss).
     pub head: Linear,
+    /// The code that runs the final norm (the blocks and the stem hold their own choice).
+    #[module(skip)]
+    kernels: Kernels,
 }
 
 impl Model {
+    /// The kernels the model runs (see [`Kernels`]).
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+
+    /// The same model running `kernels` in every module (Burn's operations, say, to compare a
+    /// training step with and without this crate's).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self.stem.kernels = kernels;
+        for block in &mut self.blocks {
+            block.kernels = kernels;
+        }
+        self
+    }
+
     /// Class logits: [batch, 28, 28] -> [batch, num_classes].
     ///
     /// Activations are kept patch-major ([patches, batch, dim]) so that every layer is one 2-D
     /// matrix product; [`Model::forward_reference`] is the same model written batch-major,
     /// transposes and all, and the tests check the two agree.
     pub fn forward(&self, images: Tensor<3>) -> Tensor<2> {
-        // Without autodiff on a CPU backend, the batch is split over the cores.
-        let items = images.dims()[0];
-        let count = if crate::compute::shares::is_cpu(&images.device()) {
-            crate::compute::shares::count(items)
-        } else {
-            1
-        };
-        if count == 1 {
+        // On a CPU backend, the batch is split over the cores.
+        let split = BatchSplit::over_cores(images.dims()[0], &images.device());
+        if split.is_whole() {
             return self.forward_whole(images);
         }
-        let logits = crate::compute::shares::run(items, count, |start, end| {
-            self.forward_whole(images.clone().narrow(0, start, end - start))
-        });
+        let logits = split
+            .run(|items| self.forward_whole(images.clone().narrow(0, items.start, items.len())));
         Tensor::cat(logits, 0)
     }
 
@@ -231,7 +248,7 @@ impl Model {
     /// The final LayerNorm, when the model has one (over the last dim, so for either layout).
     fn normed(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.norm {
-            Some(norm) => crate::compute::norm::layer_norm(norm, x),
+            Some(norm) => self.kernels.layer_norm(norm, x),
             None => x,
         }
     }
@@ -344,7 +361,7 @@ mod tests {
         }
     }
 
-    /// Inference split over the cores (as many as there are, and 3 shares explicitly) gives
+    /// Inference split over the cores (as many as there are, and 3 parts explicitly) gives
     /// the logits of one pass over the whole batch.
     #[test]
     fn shared_inference_matches_one_pass() {
@@ -355,12 +372,12 @@ mod tests {
         let images = Tensor::<3>::random([70, 28, 28], Distribution::Normal(0.0, 1.0), &device);
         let whole = model.forward_whole(images.clone()).into_data();
         let split = Tensor::cat(
-            crate::compute::shares::run(70, 3, |start, end| {
-                model.forward_whole(images.clone().narrow(0, start, end - start))
+            BatchSplit::new(70, 3).run(|items| {
+                model.forward_whole(images.clone().narrow(0, items.start, items.len()))
             }),
             0,
         );
-        crate::testing::assert_close(&split.into_data(), &whole, "3 shares");
+        crate::testing::assert_close(&split.into_data(), &whole, "3 parts");
         crate::testing::assert_close(&model.forward(images).into_data(), &whole, "forward");
     }
 

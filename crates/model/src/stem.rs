@@ -4,6 +4,8 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::kernels::Kernels;
+
 /// How many `patch`-pixel patches, `stride` pixels apart, fit along a `side`-pixel edge.
 pub fn patches_per_side(side: usize, patch: usize, stride: usize) -> usize {
     side.saturating_sub(patch) / stride.max(1) + 1
@@ -19,6 +21,9 @@ pub struct PatchStem {
     pub stride: usize,
     /// `Linear(K*K, dim)`, shared by all patches.
     pub linear: Linear,
+    /// The code that runs the patch-major product (chosen for the device it was built on).
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl PatchStem {
@@ -33,6 +38,7 @@ impl PatchStem {
             patch_size,
             stride,
             linear: LinearConfig::new(patch_size * patch_size, dim).init(device),
+            kernels: Kernels::for_device(device),
         }
     }
 
@@ -98,7 +104,9 @@ impl PatchStem {
         let patches = self.patches_token_major(images);
         let [p, b, kk] = patches.dims();
         let dim = self.linear.weight.dims()[1];
-        crate::compute::kernels::linear(patches.reshape([p * b, kk]), &self.linear)
-            .reshape([p, b, dim])
+        let x = self
+            .kernels
+            .linear(patches.reshape([p * b, kk]), &self.linear);
+        x.reshape([p, b, dim])
     }
 }

@@ -17,17 +17,35 @@
 //! has header, body and idle deadlines, and connections, queued images and request bodies in
 //! memory are each bounded ([`ServerConfig`]). One thread runs the model ([`Predictor`]):
 //! requests queue for it, and those that arrive while it is busy go through together in one
-//! forward pass.
+//! forward pass. Another run's model loads on a thread of its own ([`RunsPage`]). The routes
+//! are one table ([`routes::ROUTES`]).
 
-mod api;
-mod board;
-pub mod load;
-pub mod metrics;
-mod multipart;
+// What requests reach: the served model, the runs page, what is said of a run.
+mod app;
 mod predictor;
+mod run_info;
+mod runs_page;
+// Requests: the table of routes, routing, prediction requests, forms, answers.
+mod multipart;
+mod predict;
+mod request;
+mod response;
+mod router;
+pub mod routes;
+// Connections and the server: bounds, deadlines, the accept loop; what it reports.
+mod config;
+mod connection;
+mod error;
+pub mod metrics;
 mod server;
+// The load generator and hostile clients (`bench-serve`, the tests).
+pub mod load;
 
-pub use api::{AppState, MAX_BODY_BYTES, config_summary, model_info, page_gaps, param, run_name};
-pub use board::{Board, Served, Unservable};
+pub use app::{AppState, MAX_BODY_BYTES};
+pub use config::{Access, AccessLog, ServerConfig};
+pub use error::{LoadError, MultipartError, ServeError};
 pub use predictor::{Pending, Predictor, Refused};
-pub use server::{Access, AccessLog, ServeError, Server, ServerConfig, Stopper};
+pub use request::param;
+pub use run_info::{config_summary, model_info, page_gaps, run_name};
+pub use runs_page::{Loader, RunUnavailable, RunsPage, ServedRun};
+pub use server::{Server, Stopper};

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::error::LoadError;
+
 /// What one load run measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadReport {
@@ -33,9 +35,9 @@ pub fn drive(
     body: &[u8],
     clients: usize,
     per_client: usize,
-) -> Result<LoadReport, String> {
+) -> Result<LoadReport, LoadError> {
     let start = Instant::now();
-    let latencies: Result<Vec<Vec<Duration>>, String> = std::thread::scope(|scope| {
+    let latencies: Result<Vec<Vec<Duration>>, LoadError> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 scope.spawn(|| {
@@ -50,10 +52,16 @@ pub fn drive(
                             .post(url)
                             .header("Content-Type", content_type)
                             .send(body)
-                            .map_err(|e| format!("{url}: {e}"))?;
+                            .map_err(|e| LoadError::Request {
+                                url: url.to_string(),
+                                source: Box::new(e),
+                            })?;
                         let _ = response.body_mut().read_to_vec();
                         if response.status() != 200 {
-                            return Err(format!("{url}: status {}", response.status()));
+                            return Err(LoadError::Status {
+                                url: url.to_string(),
+                                status: response.status().as_u16(),
+                            });
                         }
                         times.push(sent.elapsed());
                     }
@@ -63,7 +71,7 @@ pub fn drive(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().map_err(|_| "a client panicked".to_string())?)
+            .map(|h| h.join().map_err(|_| LoadError::ClientPanicked)?)
             .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();

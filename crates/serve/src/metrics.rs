@@ -1,6 +1,6 @@
 //! What `GET /metrics` reports, in Prometheus' text format (version 0.0.4): requests by route
-//! and status, their latency, the model's batch sizes and queue, the connections, and the
-//! model served. Counters are atomics (or one short lock per request), so recording costs
+//! (labelled by [`routes::label`]) and status, their latency, the model's batch sizes and
+//! queue, the connections, and the model served. Counters are atomics (or one short lock per request), so recording costs
 //! next to nothing.
 
 use std::collections::BTreeMap;
@@ -8,29 +8,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The routes, as the metrics label them: a request to any other path counts as `other`, so
-/// a client cannot make the label set grow.
-pub const ROUTES: [&str; 10] = [
-    "/",
-    "/runs",
-    "/healthz",
-    "/metrics",
-    "/api/model",
-    "/api/runs",
-    "/api/run",
-    "/api/predict",
-    "/api/predict/batch",
-    "other",
-];
-
-/// The label of `path` among [`ROUTES`].
-pub fn route_label(path: &str) -> &'static str {
-    ROUTES
-        .iter()
-        .find(|r| **r == path)
-        .copied()
-        .unwrap_or("other")
-}
+use crate::routes;
 
 /// Request latency buckets, seconds.
 const LATENCY_BOUNDS: &[f64] = &[
@@ -154,8 +132,7 @@ impl Metrics {
             .join(",");
         Self {
             requests: Mutex::new(BTreeMap::new()),
-            latency: ROUTES
-                .iter()
+            latency: routes::labels()
                 .map(|_| Histogram::new(LATENCY_BOUNDS))
                 .collect(),
             batch_sizes: Histogram::new(BATCH_BOUNDS),
@@ -174,7 +151,7 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .entry((route, status))
             .or_default() += 1;
-        let i = ROUTES.iter().position(|r| *r == route).unwrap_or(0);
+        let i = routes::labels().position(|r| r == route).unwrap_or(0);
         self.latency[i].observe(seconds);
     }
 
@@ -222,7 +199,7 @@ impl Metrics {
             "histogram",
             "Time from a request's headers to its answer, by route.",
         );
-        for (route, histogram) in ROUTES.iter().zip(&self.latency) {
+        for (route, histogram) in routes::labels().zip(&self.latency) {
             histogram.render(&mut out, name, &format!("route=\"{route}\","));
         }
         let name = "fashion_mixer_model_batch_size";
@@ -326,8 +303,8 @@ mod tests {
 
     #[test]
     fn unknown_paths_share_one_label_and_values_are_escaped() {
-        assert_eq!(route_label("/api/predict"), "/api/predict");
-        assert_eq!(route_label("/../../etc/passwd"), "other");
+        assert_eq!(routes::label("/api/predict"), "/api/predict");
+        assert_eq!(routes::label("/../../etc/passwd"), "other");
         let metrics = Metrics::new(&[("run", "a \"b\"\\c".into())]);
         let text = metrics.render(Gauges::default());
         assert!(

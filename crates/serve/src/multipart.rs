@@ -1,5 +1,7 @@
 //! The parts of a `multipart/form-data` body (RFC 7578): each part's name and bytes.
 
+use crate::error::MultipartError;
+
 /// The boundary named by a `multipart/form-data; boundary=...` content type.
 pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
@@ -21,10 +23,10 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// The parts of `body` separated by `boundary`: (the file name, or else the field name, and
 /// the content). `Err` says what is malformed.
-pub fn parts(body: &[u8], boundary: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn parts(body: &[u8], boundary: &str) -> Result<Vec<(String, Vec<u8>)>, MultipartError> {
     let delimiter = format!("--{boundary}");
     let delimiter = delimiter.as_bytes();
-    let mut at = find(body, delimiter, 0).ok_or("no part starts with the form's boundary")?;
+    let mut at = find(body, delimiter, 0).ok_or(MultipartError::NoBoundary)?;
     let mut parts = Vec::new();
     loop {
         at += delimiter.len();
@@ -33,13 +35,12 @@ pub fn parts(body: &[u8], boundary: &str) -> Result<Vec<(String, Vec<u8>)>, Stri
         }
         let headers_start = at + 2; // past CRLF
         let headers_end =
-            find(body, b"\r\n\r\n", headers_start).ok_or("a part's headers do not end")?;
+            find(body, b"\r\n\r\n", headers_start).ok_or(MultipartError::HeadersDoNotEnd)?;
         let headers = String::from_utf8_lossy(&body[headers_start..headers_end]);
         let content_start = headers_end + 4;
         let mut closing = b"\r\n".to_vec();
         closing.extend_from_slice(delimiter);
-        let content_end = find(body, &closing, content_start)
-            .ok_or("the form does not end with its boundary (truncated?)")?;
+        let content_end = find(body, &closing, content_start).ok_or(MultipartError::Truncated)?;
         parts.push((
             part_name(&headers).unwrap_or_else(|| format!("part {}", parts.len() + 1)),
             body[content_start..content_end].to_vec(),

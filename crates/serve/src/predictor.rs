@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use fashion_mixer_data::IMAGE_PIXELS;
-use fashion_mixer_train::inference::{LoadedModel, Prediction};
+use fashion_mixer_run::inference::{LoadedModel, Prediction};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
@@ -78,7 +78,8 @@ impl Predictor {
         std::thread::Builder::new()
             .name("mixer-predictor".into())
             .spawn(move || {
-                fashion_mixer_model::fpu::install();
+                // Each forward pass runs on the threads that flush subnormals
+                // (`LoadedModel::predict`).
                 while let Ok(first) = queue.recv() {
                     let mut count = first.images.len();
                     let mut batch = vec![first];

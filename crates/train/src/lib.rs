@@ -1,35 +1,52 @@
-//! Training (burn-train's `SupervisedTraining` and `Learner`), evaluation and inference for the
-//! Fashion-MNIST Mixer, and the run folder they share.
+//! Training the Fashion-MNIST Mixer with burn-train: the model as the Learner trains it
+//! ([`TrainingModel`]: its loss, steps, moving average and teacher), the optimizer and schedule a
+//! configuration names, the Learner wiring with resume and Ctrl-C ([`training`]), the run's
+//! checkpoints and per-epoch rows as they land, and the training benchmark ([`bench`]).
 //!
-//! Inference ([`inference`]) uses neither autodiff nor the Learner.
+//! A run's files, its configuration and the model it saves are [`fashion_mixer_run`]'s; this
+//! crate writes them while training.
+//!
+//! ```no_run
+//! use fashion_mixer_run::{Progress, RunDir, TrainingConfig};
+//! use fashion_mixer_train::training::{TrainOptions, train};
+//!
+//! let options = TrainOptions {
+//!     run: RunDir::new("artifacts/run1"),
+//!     data_dir: "/usr/share/datasets/fashion-mnist".into(),
+//!     resume: false,
+//!     tui: false,
+//!     progress: Progress::new(|line| println!("{line}")),
+//! };
+//! let report = train(TrainingConfig::new().with_epochs(1), &options)?;
+//! println!("{:?}", report.history.last());
+//! # Ok::<(), fashion_mixer_train::TrainError>(())
+//! ```
 
-// Foundations: the configuration, the errors, where messages go.
-pub mod config;
+// Foundations: the errors.
 mod error;
-mod progress;
-// The model as the Learner trains it: its loss, its steps over the cores, its kernels.
-mod trainee;
-// The run's folder and its files.
-mod run;
-// A saved run put to use: inference and evaluation.
-mod predict;
-// Pictures and `report.md`.
-pub mod report;
-// Weights in and out: safetensors in PyTorch's names, ONNX, and the model card.
-pub mod interop;
-// The Learner wiring.
-mod learner;
-// Sweeps and benchmarks.
-mod experiments;
+// The model as the Learner trains it: its loss, its steps over the cores, its moving average
+// and its teacher.
+mod distill;
+mod ema;
+mod step;
+mod training_model;
+// What the configuration names: the optimizer and the learning-rate schedule.
+mod optimizer;
+pub mod schedule;
+// The run's files as training writes them: checkpoints, and the rows of `metrics.csv`.
+mod checkpoint;
+mod ledger;
+mod metric_logger;
+// The Learner wiring: the plain renderer, Ctrl-C, training and resume.
+mod renderer;
+mod signals;
+pub mod training;
+// Timed training steps.
+pub mod bench;
 
-pub use config::{LrSchedule, OptimizerKind, Preset, TrainingConfig, TrainingConfigError};
-pub use error::TrainError;
-pub use experiments::{bench, runs, sweep};
-pub use learner::{PlainRenderer, schedule, training};
-pub use predict::{evaluation, inference};
-pub use progress::Progress;
-pub use report::plot;
-pub use run::artifacts::RunDir;
-pub use run::{artifacts, metrics};
-pub use trainee::Trainee;
-pub use trainee::ema::Ema;
+pub use distill::Distill;
+pub use ema::Ema;
+pub use error::{Divergence, TrainError};
+pub use optimizer::optimizer;
+pub use renderer::PlainRenderer;
+pub use training_model::TrainingModel;

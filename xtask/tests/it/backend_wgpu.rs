@@ -5,8 +5,8 @@
 
 use std::process::Command;
 
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::metrics::read_metrics;
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::metrics::read_metrics;
 
 /// The wgpu smoke command of the issue that asked for it: one epoch of 2,048 items runs, and
 /// its test loss is below chance level (ln 10 = 2.3026). Run as on a server, with no desktop

@@ -7,9 +7,9 @@ use burn::module::Module;
 use burn::prelude::Device;
 use fashion_mixer_data::{idx, synthetic};
 use fashion_mixer_model::ModelConfig;
-use fashion_mixer_train::artifacts::write_atomic;
-use fashion_mixer_train::training::save_config;
-use fashion_mixer_train::{RunDir, TrainingConfig};
+use fashion_mixer_run::run_dir::save_config;
+use fashion_mixer_run::run_dir::write_atomic;
+use fashion_mixer_run::{RunDir, TrainingConfig};
 
 use super::common;
 use common::{assert_user_error, xtask};

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
 use fashion_mixer_data::synthetic;
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::artifacts::TEMP_PREFIX;
-use fashion_mixer_train::inference::load_record;
-use fashion_mixer_train::metrics::{EpochMetrics, read_metrics};
-use fashion_mixer_train::training::load_config;
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::inference::load_record;
+use fashion_mixer_run::metrics::{EpochMetrics, read_metrics};
+use fashion_mixer_run::run_dir::TEMP_PREFIX;
+use fashion_mixer_run::run_dir::load_config;
 
 fn xtask() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
@@ -229,7 +229,7 @@ fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
     let mut config = load_config(&f.run).unwrap();
     config.epochs = 2;
     config.lr = 1e3;
-    config.optimizer = fashion_mixer_train::OptimizerKind::Sgd;
+    config.optimizer = fashion_mixer_run::OptimizerKind::Sgd;
     std::fs::write(
         f.run.config(),
         serde_json::to_string_pretty(&config).unwrap(),

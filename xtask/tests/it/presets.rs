@@ -10,10 +10,10 @@ use burn::lr_scheduler::LrScheduler;
 use common::{assert_user_error, xtask};
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::Activation;
-use fashion_mixer_train::metrics::read_metrics;
+use fashion_mixer_run::metrics::read_metrics;
+use fashion_mixer_run::run_dir::load_config;
+use fashion_mixer_run::{LrSchedule, RunDir, TrainingConfig};
 use fashion_mixer_train::schedule::WarmupCosine;
-use fashion_mixer_train::training::load_config;
-use fashion_mixer_train::{LrSchedule, RunDir, TrainingConfig};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -191,10 +191,10 @@ fn every_option_from_the_command_line() {
 }
 
 /// `infer` with no `--artifacts` uses the shipped model, and on the product photos in
-/// crates/train/tests/images/ names the garment each shows.
+/// crates/data/tests/images/ names the garment each shows.
 #[test]
 fn infer_uses_the_pretrained_model_by_default() {
-    let images = root().join("crates/train/tests/images");
+    let images = root().join("crates/data/tests/images");
     let labels = std::fs::read_to_string(images.join("labels.csv")).unwrap();
     let expected: Vec<(&str, &str)> = labels
         .lines()

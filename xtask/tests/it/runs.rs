@@ -4,7 +4,7 @@
 
 use fashion_mixer_data::synthetic;
 use fashion_mixer_data::testing::copy_shipped_run;
-use fashion_mixer_train::RunDir;
+use fashion_mixer_run::RunDir;
 
 use super::common::{assert_user_error, xtask};
 
@@ -127,7 +127,7 @@ fn a_two_point_sweep_trains_both_and_runs_lists_them() {
             .starts_with(b"\x89PNG")
     );
     let config =
-        fashion_mixer_train::training::load_config(&RunDir::new(folder.join("lr3e-3"))).unwrap();
+        fashion_mixer_run::run_dir::load_config(&RunDir::new(folder.join("lr3e-3"))).unwrap();
     assert_eq!(config.lr, 3e-3);
     // Run again: both are skipped.
     let again = xtask(&args);

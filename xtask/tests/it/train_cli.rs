@@ -6,8 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fashion_mixer_data::synthetic;
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::metrics::read_metrics;
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::metrics::read_metrics;
 
 fn xtask() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));

@@ -192,13 +192,13 @@ impl std::fmt::Display for Backend {
 }
 
 impl std::str::FromStr for Backend {
-    type Err = String;
+    type Err = crate::UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Backend::ALL
             .into_iter()
             .find(|b| b.name() == s)
-            .ok_or_else(|| format!("unknown backend '{s}' (expected flex, ndarray or wgpu)"))
+            .ok_or_else(|| crate::UnknownName::new("backend", s, "flex, ndarray or wgpu"))
     }
 }
 

@@ -1,6 +1,6 @@
-//! The build as `cargo tree` resolves it: the model crate's own (Burn's backends without
-//! burn-train, autodiff or the optimizers; the training side adds those in the train crate), and
-//! the crates the workspace's profile compiles in one codegen unit or without optimisation.
+//! The build as `cargo tree` resolves it: inference's crates' own (Burn's backends without
+//! burn-train or the optimizers; the train crate adds those), and the crates the workspace's
+//! profile compiles in one codegen unit or without optimisation.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -61,17 +61,38 @@ fn packages(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<String> 
         .collect()
 }
 
+/// The model crate builds without burn-train and the optimizers (its kernels' backward passes
+/// need burn-autodiff's operation API, nothing of training).
 #[test]
 fn the_model_builds_without_training_crates() {
     let root = fashion_mixer_data::testing::workspace_root();
     let model = ["-p", "fashion-mixer-model"];
     let tree = packages(&root, &model, &["--edges", "normal"]);
     assert!(tree.contains("burn-flex"), "{tree:?}");
-    for training in ["burn-train", "burn-autodiff", "burn-optim"] {
+    for training in ["burn-train", "burn-optim"] {
         assert!(
             !tree.contains(training),
             "{training} in the model crate's build: {tree:?}"
         );
+    }
+}
+
+/// What inference, export, the runs listing and the server build: no burn-train, no
+/// optimizers.
+#[test]
+fn inference_export_and_serving_build_without_training_crates() {
+    let root = fashion_mixer_data::testing::workspace_root();
+    for name in [
+        "fashion-mixer-run",
+        "fashion-mixer-export",
+        "fashion-mixer-experiments",
+        "fashion-mixer-serve",
+    ] {
+        let tree = packages(&root, &["-p", name], &["--edges", "normal"]);
+        assert!(tree.contains("fashion-mixer-model"), "{name}: {tree:?}");
+        for training in ["burn-train", "burn-optim", "fashion-mixer-train"] {
+            assert!(!tree.contains(training), "{training} in {name}'s build");
+        }
     }
 }
 

@@ -2,19 +2,19 @@
 //! of bad input is a 4xx JSON error after which the server still answers, and a bounded load;
 //! hostile clients and overload (`hostile.rs`) and the metrics (`metrics.rs`).
 
-mod board;
 mod hostile;
 mod metrics;
+mod runs_page;
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use fashion_mixer_data::picture::decode_image;
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::inference::load_model;
 use fashion_mixer_serve::{
     AppState, MAX_BODY_BYTES, Predictor, Server, ServerConfig, Stopper, page_gaps,
 };
-use fashion_mixer_train::RunDir;
-use fashion_mixer_train::inference::load_model;
 use serde_json::Value;
 
 /// The workspace.
@@ -128,9 +128,9 @@ fn form(files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The product photos and their classes (crates/train/tests/images/labels.csv).
+/// The product photos and their classes (crates/data/tests/images/labels.csv).
 pub fn photos() -> Vec<(String, Vec<u8>, String)> {
-    let dir = root().join("crates/train/tests/images");
+    let dir = root().join("crates/data/tests/images");
     std::fs::read_to_string(dir.join("labels.csv"))
         .unwrap()
         .lines()
@@ -226,7 +226,7 @@ fn predictions_equal_infers() {
     // One row per epoch of the shipped run (the `best` preset).
     assert_eq!(
         model["metrics"].as_array().unwrap().len(),
-        fashion_mixer_train::TrainingConfig::best().epochs
+        fashion_mixer_run::TrainingConfig::best().epochs
     );
     assert!(model["evaluation"]["test_mirrored"]["accuracy"].is_number());
 }
@@ -252,7 +252,7 @@ fn huge_jpeg() -> Vec<u8> {
 fn bad_input_is_a_4xx_and_the_server_goes_on() {
     let server = Running::start(4);
     let predict = format!("{}/api/predict", server.base);
-    let png = std::fs::read(root().join("crates/train/tests/images/bag.png")).unwrap();
+    let png = std::fs::read(root().join("crates/data/tests/images/bag.png")).unwrap();
     let (multi_type, two_files) = form(&[("a.png", &png), ("b.png", &png)]);
     // (case, url, content type, body, status, a phrase of the error)
     type Case<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
@@ -444,7 +444,7 @@ fn the_page_in_a_real_browser() {
         return;
     };
     let server = Running::start(4);
-    let photo = std::fs::read(root().join("crates/train/tests/images/ankle-boot.png")).unwrap();
+    let photo = std::fs::read(root().join("crates/data/tests/images/ankle-boot.png")).unwrap();
     let data_url = format!("data:image/png;base64,{}", base64(&photo))
         .replace('+', "%2B")
         .replace('/', "%2F")

@@ -1,7 +1,7 @@
 //! The benchmark measures something real on a small generated data set.
 
 use fashion_mixer_data::{FashionMnistDataset, Split, synthetic};
-use fashion_mixer_train::TrainingConfig;
+use fashion_mixer_run::TrainingConfig;
 use fashion_mixer_train::bench::{BenchOptions, bench};
 
 #[test]

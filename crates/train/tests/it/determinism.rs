@@ -3,9 +3,9 @@
 
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::metrics::EpochMetrics;
+use fashion_mixer_run::metrics::EpochMetrics;
+use fashion_mixer_run::{RunDir, TrainingConfig};
 use fashion_mixer_train::training::train;
-use fashion_mixer_train::{RunDir, TrainingConfig};
 
 fn run_once(root: &std::path::Path, data_dir: &std::path::Path) -> Vec<EpochMetrics> {
     let config = TrainingConfig::new()

@@ -2,8 +2,10 @@
 //! batches as the student, and a teacher that cannot be loaded stops the run before it starts.
 
 use fashion_mixer_data::synthetic;
+use fashion_mixer_run::RunError;
+use fashion_mixer_run::{RunDir, TrainingConfig};
+use fashion_mixer_train::TrainError;
 use fashion_mixer_train::training::train;
-use fashion_mixer_train::{RunDir, TrainError, TrainingConfig};
 
 /// A student that starts as its teacher, with all of the loss on the teacher's soft targets
 /// and a learning rate too small to move it, has a training loss of about 0 (the two agree on
@@ -50,7 +52,7 @@ fn a_student_that_is_its_teacher_has_nothing_to_learn() {
     )
     .unwrap_err();
     assert!(
-        matches!(&error, TrainError::Teacher(cause) if matches!(**cause, TrainError::NotARun { .. }))
+        matches!(&error, TrainError::Teacher(cause) if matches!(**cause, TrainError::Run(RunError::NotARun { .. })))
             && error.to_string().contains("no-such-run"),
         "{error}"
     );

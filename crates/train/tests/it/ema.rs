@@ -7,17 +7,19 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use fashion_mixer_data::synthetic;
 use fashion_mixer_model::Model;
-use fashion_mixer_train::evaluation::evaluate;
-use fashion_mixer_train::inference::load_model;
-use fashion_mixer_train::metrics::read_metrics;
-use fashion_mixer_train::training::{TrainOptions, load_splits, train};
-use fashion_mixer_train::{RunDir, Trainee, TrainingConfig};
+use fashion_mixer_run::evaluation::evaluate;
+use fashion_mixer_run::inference::load_model;
+use fashion_mixer_run::load_splits;
+use fashion_mixer_run::metrics::read_metrics;
+use fashion_mixer_run::{RunDir, TrainingConfig};
+use fashion_mixer_train::TrainingModel;
+use fashion_mixer_train::training::{TrainOptions, train};
 
-/// The trainee (model, average and its count) in the checkpoint of `epoch`.
-fn checkpoint(run: &RunDir, config: &TrainingConfig, epoch: usize) -> Trainee {
+/// The training model (model, average and its count) in the checkpoint of `epoch`.
+fn checkpoint(run: &RunDir, config: &TrainingConfig, epoch: usize) -> TrainingModel {
     let model = config.model.init(&Device::flex()).unwrap();
     let record = ModuleRecord::load(run.checkpoint_model(epoch)).unwrap();
-    Trainee::new(model, 0.0)
+    TrainingModel::new(model, 0.0)
         .with_ema(0.5)
         .try_load_record(record)
         .unwrap()
@@ -50,8 +52,8 @@ fn the_moving_average_is_validated_saved_and_resumed() {
     assert!(!report.interrupted);
 
     // The checkpoint holds the live weights and the average, updated once per step.
-    let trainee = checkpoint(&run, &config, 2);
-    let ema = trainee
+    let trained = checkpoint(&run, &config, 2);
+    let ema = trained
         .ema
         .as_ref()
         .expect("the checkpoint keeps the average");
@@ -59,7 +61,7 @@ fn the_moving_average_is_validated_saved_and_resumed() {
         ema.updates.val().into_data().try_to_vec::<f32>().unwrap(),
         [24.0]
     );
-    assert_ne!(values(&trainee.model), values(&ema.model));
+    assert_ne!(values(&trained.model), values(&ema.model));
 
     // model.bpk is the average, and scores what the last epoch's validation measured.
     let loaded = load_model(&run, None).unwrap();

@@ -1,11 +1,10 @@
 //! The integration tests of `train`, in one binary (each file in `tests/` would link Burn again).
 
 mod bench;
+mod checkpoints;
 mod determinism;
 mod distill;
 mod ema;
-mod images;
-mod report;
 mod smoke;
 
 /// Held by every test that trains or steps on flex in this process: the backend's random
@@ -23,7 +22,7 @@ pub fn flex_rng() -> std::sync::MutexGuard<'static, ()> {
 /// How the tests train: a fresh run in `run` on the IDX files in `data_dir`, no dashboard, no
 /// messages.
 pub fn quiet(
-    run: &fashion_mixer_train::RunDir,
+    run: &fashion_mixer_run::RunDir,
     data_dir: &std::path::Path,
 ) -> fashion_mixer_train::training::TrainOptions {
     fashion_mixer_train::training::TrainOptions {
@@ -31,6 +30,6 @@ pub fn quiet(
         data_dir: data_dir.to_path_buf(),
         resume: false,
         tui: false,
-        progress: fashion_mixer_train::Progress::silent(),
+        progress: fashion_mixer_run::Progress::silent(),
     }
 }

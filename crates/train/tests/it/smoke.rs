@@ -5,11 +5,12 @@
 use burn::data::dataset::Dataset;
 use fashion_mixer_data::{FashionMnistDataset, Split, synthetic};
 use fashion_mixer_model::Backend;
-use fashion_mixer_train::evaluation::evaluate;
-use fashion_mixer_train::inference::load_model;
-use fashion_mixer_train::metrics::METRICS_HEADER;
-use fashion_mixer_train::training::{load_splits, train};
-use fashion_mixer_train::{RunDir, TrainingConfig};
+use fashion_mixer_run::evaluation::evaluate;
+use fashion_mixer_run::inference::load_model;
+use fashion_mixer_run::load_splits;
+use fashion_mixer_run::metrics::METRICS_HEADER;
+use fashion_mixer_run::{RunDir, TrainingConfig};
+use fashion_mixer_train::training::train;
 
 fn smoke(backend: Backend, n_train: usize, n_test: usize, batch_size: usize) {
     let tmp = tempfile::tempdir().unwrap();
@@ -76,7 +77,7 @@ fn smoke(backend: Backend, n_train: usize, n_test: usize, batch_size: usize) {
     let correct = probs
         .iter()
         .zip(test.labels())
-        .filter(|(p, l)| fashion_mixer_train::inference::top_k(p, 1)[0].0 == **l as usize)
+        .filter(|(p, l)| fashion_mixer_run::inference::top_k(p, 1)[0].0 == **l as usize)
         .count();
     assert_eq!(correct as f64 / n_test as f64, eval.test.accuracy);
 }

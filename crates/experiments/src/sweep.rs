@@ -1,0 +1,353 @@
+//! Named grids of training runs (the reference report's comparisons), each run its own folder,
+//! then `summary.md` and `summary.png` comparing them. An interrupted sweep, run again, skips
+//! the runs that finished and resumes the one that did not.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use fashion_mixer_model::Backend;
+use fashion_mixer_run::metrics::{EpochMetrics, RunSummary, read_metrics};
+use fashion_mixer_run::report::plot::{Series, line_chart, y_range};
+use fashion_mixer_run::run_dir::{load_config, write_atomic};
+use fashion_mixer_run::{OptimizerKind, Progress, RunDir, RunError, TrainingConfig};
+
+/// The grids `sweep --grid` knows.
+pub const GRIDS: [&str; 3] = ["optimizers", "batch", "smoke"];
+
+/// One run of a grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRun {
+    /// Its folder's name inside the sweep's folder.
+    pub name: String,
+    /// The settings the grid varies, as (name, value) for the summary table.
+    pub varied: Vec<(String, String)>,
+    /// The full configuration.
+    pub config: TrainingConfig,
+}
+
+fn run(name: &str, config: TrainingConfig) -> SweepRun {
+    let mut varied = vec![
+        ("optimizer".to_string(), config.optimizer.name().to_string()),
+        ("lr".to_string(), format!("{}", config.lr)),
+    ];
+    if config.optimizer == OptimizerKind::Sgd {
+        varied.push(("momentum".to_string(), format!("{}", config.momentum)));
+    }
+    if config.weight_decay > 0.0 {
+        varied.push((
+            "weight decay".to_string(),
+            format!("{}", config.weight_decay),
+        ));
+    }
+    varied.push(("batch".to_string(), config.batch_size.to_string()));
+    SweepRun {
+        name: name.to_string(),
+        varied,
+        config,
+    }
+}
+
+/// The runs of grid `name` (the coursework model throughout), or `None` for an unknown name.
+pub fn grid(name: &str) -> Option<Vec<SweepRun>> {
+    let base = TrainingConfig::new;
+    let runs = match name {
+        "optimizers" => vec![
+            run(
+                "sgd-lr0.01",
+                base()
+                    .with_optimizer(OptimizerKind::Sgd)
+                    .with_lr(0.01)
+                    .with_momentum(0.0),
+            ),
+            run(
+                "sgd-lr0.01-momentum0.9",
+                base()
+                    .with_optimizer(OptimizerKind::Sgd)
+                    .with_lr(0.01)
+                    .with_momentum(0.9),
+            ),
+            run("adam-lr0.001", base().with_lr(1e-3)),
+            run("adam-lr0.01", base().with_lr(1e-2)),
+            run(
+                "adamw-lr0.001",
+                base()
+                    .with_optimizer(OptimizerKind::AdamW)
+                    .with_lr(1e-3)
+                    .with_weight_decay(1e-2),
+            ),
+        ],
+        "batch" => [64, 256, 1024]
+            .into_iter()
+            .map(|b| run(&format!("adam-batch{b}"), base().with_batch_size(b)))
+            .collect(),
+        "smoke" => vec![
+            run(
+                "adam",
+                base()
+                    .with_epochs(1)
+                    .with_limit_train(Some(1024))
+                    .with_limit_test(Some(1024)),
+            ),
+            run(
+                "sgd-momentum0.9",
+                base()
+                    .with_optimizer(OptimizerKind::Sgd)
+                    .with_lr(0.01)
+                    .with_momentum(0.9)
+                    .with_epochs(1)
+                    .with_limit_train(Some(1024))
+                    .with_limit_test(Some(1024)),
+            ),
+        ],
+        _ => return None,
+    };
+    Some(runs)
+}
+
+/// A grid over settings: each point's settings (name, value, in order) and configuration
+/// become a run whose folder is named after them (`lr1e-3-weight-decay0`).
+pub fn point(settings: Vec<(String, String)>, config: TrainingConfig) -> SweepRun {
+    let name = settings
+        .iter()
+        .map(|(k, v)| format!("{k}{v}"))
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    SweepRun {
+        name,
+        varied: settings,
+        config,
+    }
+}
+
+/// Settings applied to every run of a grid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepOverrides {
+    /// Epochs per run.
+    pub epochs: Option<usize>,
+    /// Training items per run.
+    pub limit_train: Option<usize>,
+    /// Backend.
+    pub backend: Option<Backend>,
+}
+
+impl SweepOverrides {
+    /// Sets what is given on `config`.
+    pub fn apply(&self, config: &mut TrainingConfig) {
+        if let Some(epochs) = self.epochs {
+            config.epochs = epochs;
+        }
+        if self.limit_train.is_some() {
+            config.limit_train = self.limit_train;
+        }
+        if let Some(backend) = self.backend {
+            config.backend = backend;
+        }
+    }
+}
+
+/// How one run of a sweep went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepOutcome {
+    /// The run.
+    pub run: SweepRun,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// `skipped` (finished before), `resumed`, `trained`, or `interrupted`.
+    pub status: &'static str,
+    /// Its `metrics.csv`.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// What [`sweep`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepReport {
+    /// One entry per run reached, in grid order.
+    pub outcomes: Vec<SweepOutcome>,
+    /// A run was interrupted; the ones after it did not start.
+    pub interrupted: bool,
+    /// `summary.md`.
+    pub summary: PathBuf,
+    /// `summary.png`.
+    pub picture: PathBuf,
+}
+
+fn finished(run: &RunDir) -> bool {
+    load_config(run).is_ok_and(|config| run.is_finished(config.epochs))
+}
+
+/// How a sweep trains one of its runs: the run's configuration, its folder, and whether to
+/// resume it (its `config.json` exists); `Ok(true)` when the run was interrupted.
+pub trait Trainer {
+    /// The trainer's error; a sweep's own (folders, the summary) convert into it.
+    type Error: From<RunError>;
+
+    /// Trains (or resumes) the run in `run`.
+    fn train(
+        &mut self,
+        config: TrainingConfig,
+        run: &RunDir,
+        resume: bool,
+    ) -> Result<bool, Self::Error>;
+}
+
+/// Runs every run of `runs` in `root/<run.name>/` in turn (skipping finished ones, resuming a
+/// started one) with `trainer`, then writes `root/summary.md` and `root/summary.png`.
+pub fn sweep<T: Trainer>(
+    root: &Path,
+    runs: &[SweepRun],
+    overrides: &SweepOverrides,
+    trainer: &mut T,
+    progress: &Progress,
+) -> Result<SweepReport, T::Error> {
+    std::fs::create_dir_all(root).map_err(|e| T::Error::from(RunError::io(root, e)))?;
+    let mut outcomes = Vec::new();
+    let mut interrupted = false;
+    for (i, sweep_run) in runs.iter().enumerate() {
+        let mut sweep_run = sweep_run.clone();
+        overrides.apply(&mut sweep_run.config);
+        let dir = root.join(&sweep_run.name);
+        let run = RunDir::new(&dir);
+        progress.emit(&format!(
+            "== run {}/{}: {} ==",
+            i + 1,
+            runs.len(),
+            sweep_run.name
+        ));
+        let status = if finished(&run) {
+            progress.emit("finished before; skipped");
+            "skipped"
+        } else {
+            let resume = run.config().is_file();
+            if trainer.train(sweep_run.config.clone(), &run, resume)? {
+                interrupted = true;
+                "interrupted"
+            } else if resume {
+                "resumed"
+            } else {
+                "trained"
+            }
+        };
+        // The config that ran (a resumed run keeps its own).
+        if let Ok(config) = load_config(&run) {
+            sweep_run.config = config;
+        }
+        outcomes.push(SweepOutcome {
+            history: read_metrics(&run.metrics()).map_err(T::Error::from)?,
+            run: sweep_run,
+            dir,
+            status,
+        });
+        if interrupted {
+            break;
+        }
+    }
+    let (summary, picture) = write_summary(root, &outcomes).map_err(T::Error::from)?;
+    Ok(SweepReport {
+        outcomes,
+        interrupted,
+        summary,
+        picture,
+    })
+}
+
+/// Writes `summary.md` (one row per run) and `summary.png` (test accuracy per epoch).
+pub fn write_summary(
+    root: &Path,
+    outcomes: &[SweepOutcome],
+) -> Result<(PathBuf, PathBuf), RunError> {
+    let series: Vec<Series> = outcomes
+        .iter()
+        .map(|o| Series {
+            label: o.run.name.clone(),
+            points: o
+                .history
+                .iter()
+                .map(|m| (m.epoch as f64, 100.0 * m.test_accuracy))
+                .collect(),
+        })
+        .collect();
+    let picture = root.join("summary.png");
+    let png = line_chart(
+        "Test accuracy per epoch",
+        "test accuracy (%)",
+        &series,
+        y_range(&series, 0.0..100.0),
+    )
+    .map_err(|source| RunError::Plot {
+        path: picture.clone(),
+        source,
+    })?;
+    write_atomic(&picture, &png)?;
+
+    let mut keys: Vec<&str> = Vec::new();
+    for o in outcomes {
+        for (k, _) in &o.run.varied {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut md = String::from("# Sweep summary\n\n");
+    let _ = writeln!(
+        md,
+        "One row per run: the settings the sweep varies (every other setting is in the run's \
+         `config.json`), and accuracies from its `metrics.csv`.\n"
+    );
+    let _ = write!(md, "| run |");
+    for k in &keys {
+        let _ = write!(md, " {k} |");
+    }
+    let _ = writeln!(
+        md,
+        " epochs | final test acc | best test acc (epoch) | final train acc | s/epoch |"
+    );
+    let _ = writeln!(md, "|{}", "---|".repeat(keys.len() + 6));
+    for o in outcomes {
+        let _ = write!(md, "| {} |", o.run.name);
+        for k in &keys {
+            let value = o
+                .run
+                .varied
+                .iter()
+                .find(|(name, _)| name == k)
+                .map_or("-", |(_, v)| v.as_str());
+            let _ = write!(md, " {value} |");
+        }
+        match RunSummary::of(&o.history) {
+            Some(RunSummary {
+                last,
+                best_test: best,
+                median_epoch_seconds,
+                ..
+            }) => {
+                let _ = writeln!(
+                    md,
+                    " {}/{} | {:.2}% | {:.2}% ({}) | {:.2}% | {:.1} |",
+                    last.epoch,
+                    o.run.config.epochs,
+                    100.0 * last.test_accuracy,
+                    100.0 * best.test_accuracy,
+                    best.epoch,
+                    100.0 * last.train_accuracy,
+                    median_epoch_seconds
+                );
+            }
+            None => {
+                let _ = writeln!(md, " 0/{} | - | - | - | - |", o.run.config.epochs);
+            }
+        }
+    }
+    let _ = writeln!(md, "\n![test accuracy per epoch](summary.png)");
+    let summary = root.join("summary.md");
+    write_atomic(&summary, md.as_bytes())?;
+    Ok((summary, picture))
+}

@@ -1,0 +1,321 @@
+//! `train`: the Learner wiring (burn-train's `SupervisedTraining`), the run's folder, resume.
+
+use std::path::{Path, PathBuf};
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::prelude::Device;
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::logger::FileMetricLogger;
+use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
+use fashion_mixer_data::FashionMnistBatcher;
+use fashion_mixer_data::augment::Augmenter;
+use fashion_mixer_data::mixing::Mixing;
+
+use fashion_mixer_model::fpu;
+use fashion_mixer_run::inference::load_teacher;
+use fashion_mixer_run::metrics::{EpochMetrics, read_metrics};
+use fashion_mixer_run::report::{ReportFiles, report_run};
+use fashion_mixer_run::run_dir::{load_config, save_config, write_atomic};
+use fashion_mixer_run::{Progress, RunDir, RunError, TrainingConfig, load_splits};
+
+use crate::checkpoint::AtomicFileCheckpointer;
+use crate::distill::Distill;
+use crate::error::TrainError;
+use crate::ledger::{DivergenceSlot, EpochLedger};
+use crate::metric_logger::CsvMetricLogger;
+use crate::renderer::PlainRenderer;
+use crate::signals::StopOnSignals;
+use crate::training_model::TrainingModel;
+
+/// The model `config` trains, on `device` (an autodiff one): freshly initialised, or from
+/// `init_from` when `load_init`; with its moving average, started from those weights (on
+/// resume the checkpoint replaces them), and its teacher, which the checkpoints do not hold.
+pub fn training_model(
+    config: &TrainingConfig,
+    device: &Device,
+    load_init: bool,
+) -> Result<TrainingModel, TrainError> {
+    let mut model = TrainingModel::init(config, device).map_err(RunError::from)?;
+    if let (Some(source), true) = (&config.init_from, load_init) {
+        model.model = fashion_mixer_export::safetensors::load_weights(model.model, source)?;
+    }
+    let distill = match &config.distill_from {
+        Some(source) => Some(Distill {
+            teacher: load_teacher(source, device)
+                .map_err(|e| TrainError::Teacher(Box::new(e.into())))?,
+            weight: config.distill_weight as f32,
+            temperature: config.distill_temperature as f32,
+        }),
+        None => None,
+    };
+    Ok(model.with_ema(config.ema_decay).with_distill(distill))
+}
+
+/// A resumed run's teacher: `path` as given when it is absolute or found from the working
+/// directory; otherwise under the nearest folder above the run that holds it (the `best`
+/// preset's `artifacts/teacher`, resumed from another folder than it started in); otherwise
+/// as given, for the error to name.
+fn teacher_near(path: PathBuf, run: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path;
+    }
+    let run = std::path::absolute(run).unwrap_or_else(|_| run.to_path_buf());
+    run.ancestors()
+        .skip(1)
+        .map(|folder| folder.join(&path))
+        .find(|candidate| candidate.exists())
+        .unwrap_or(path)
+}
+
+/// How to run a training, beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The run's folder.
+    pub run: RunDir,
+    /// Where the IDX files are.
+    pub data_dir: PathBuf,
+    /// Continue the run in `run` from its newest checkpoint (its `config.json` is used).
+    pub resume: bool,
+    /// Burn's terminal dashboard; otherwise one line per epoch through `progress`.
+    pub tui: bool,
+    /// Where the run's messages go without the dashboard (where it starts, one line per
+    /// epoch).
+    pub progress: Progress,
+}
+
+/// How a training call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// The configuration that ran (on resume: the one read from `config.json`).
+    pub config: TrainingConfig,
+    /// The epoch training started at (1 for a fresh run).
+    pub first_epoch: usize,
+    /// Every completed epoch's metrics, from `metrics.csv`.
+    pub history: Vec<EpochMetrics>,
+    /// Nothing was left to do: the run had finished before.
+    pub already_finished: bool,
+    /// Training was stopped before its last epoch (Ctrl-C in the dashboard).
+    pub interrupted: bool,
+    /// The report written at the end (`report.md` and its pictures); `None` when nothing ran.
+    pub report: Option<ReportFiles>,
+}
+
+/// Trains `config` (or, with `options.resume`, continues the run in `options.run`), on threads
+/// that flush subnormals ([`fpu::flushed`]; the caller's thread keeps its mode).
+///
+/// Writes `config.json` first, a checkpoint per epoch (the last 2 kept), a `metrics.csv` row per
+/// completed epoch, and `model.bpk` when the last epoch is done.
+pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
+    fpu::flushed(|| train_here(config, options))
+}
+
+/// [`train`], on the calling thread.
+fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
+    let run = &options.run;
+    // One writer per run folder: held until this function returns.
+    let mut lock = None;
+    let (config, checkpoint) = if options.resume {
+        if !run.config().is_file() {
+            return Err(RunError::NothingToResume {
+                path: run.root().to_path_buf(),
+                reason: "no config.json".into(),
+            }
+            .into());
+        }
+        lock = Some(run.lock()?);
+        let config = load_config(run)?;
+        run.remove_stale_temp_files();
+        let checkpoint = run.last_checkpoint();
+        if run.is_finished(config.epochs) {
+            return Ok(TrainReport {
+                history: read_metrics(&run.metrics())?,
+                first_epoch: config.epochs + 1,
+                config,
+                already_finished: true,
+                interrupted: false,
+                report: None,
+            });
+        }
+        (config, checkpoint)
+    } else {
+        config.validate().map_err(RunError::from)?;
+        run.check_fresh()?;
+        (config, None)
+    };
+    let first_epoch = checkpoint.unwrap_or(0) + 1;
+
+    // The data, the device and the starting weights first: a run that cannot start leaves no
+    // folder behind to block the next try.
+    let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
+    let device = config.backend.device().map_err(RunError::from)?;
+    device.seed(config.seed);
+    let mut build = config.clone();
+    if options.resume {
+        build.distill_from = build.distill_from.map(|p| teacher_near(p, run.root()));
+    }
+    let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?;
+    if !options.resume {
+        run.create()?;
+        lock = Some(run.lock()?);
+        // Another process may have started a run here since the check above.
+        run.check_fresh()?;
+        save_config(run, &config)?;
+    }
+    let _lock = lock;
+
+    // Training batches are shuffled and (when asked) augmented; test batches are neither.
+    let loader = |batcher: FashionMnistBatcher| {
+        DataLoaderBuilder::new(batcher)
+            .batch_size(config.batch_size)
+            .num_workers(config.workers)
+    };
+    let train_items = train_set.len();
+    let batches_done = (first_epoch - 1) * train_items.div_ceil(config.batch_size);
+    let augmenter = Augmenter::new(config.crop_padding, config.horizontal_flip, config.seed)
+        .with_erasing(config.random_erasing)
+        .with_mixing(Mixing {
+            mixup: config.mixup,
+            cutmix: config.cutmix,
+        })
+        .skipping(batches_done as u64);
+    let splits = (train_set.clone(), test_set.clone());
+    let loader_train = loader(FashionMnistBatcher::augmented(augmenter))
+        .shuffle(config.seed)
+        .build(train_set);
+    let loader_test = loader(FashionMnistBatcher::default()).build(test_set);
+    let scheduler = crate::schedule::scheduler(&config, train_items);
+
+    let checkpoints = run.checkpoints();
+    let interrupter = Interrupter::new();
+    let divergence = DivergenceSlot::default();
+    let ledger = EpochLedger::new(run.clone(), interrupter.clone());
+    // The dashboard shows progress itself; otherwise it goes to the caller's sink.
+    let plain = if options.tui {
+        Progress::silent()
+    } else {
+        options.progress.clone()
+    };
+    let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
+        .with_interrupter(interrupter.clone())
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(CpuUse::new())
+        .metric_train_numeric(CpuMemory::new())
+        .with_metric_logger(FileMetricLogger::new(run.logs()))
+        .with_metric_logger(
+            CsvMetricLogger::new(ledger.clone(), config.epochs, plain.clone())
+                .with_interrupter(interrupter.clone(), divergence.clone()),
+        )
+        .with_custom_checkpointers(
+            AtomicFileCheckpointer::new(&checkpoints, "model", ledger.clone())?,
+            AtomicFileCheckpointer::new(&checkpoints, "optim", ledger.clone())?,
+            AtomicFileCheckpointer::new(&checkpoints, "scheduler", ledger.clone())?,
+        )
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+        .num_epochs(config.epochs)
+        .summary();
+    if !options.tui {
+        training = training.renderer(Box::new(PlainRenderer::new(plain.clone())));
+        plain.emit(&format!(
+            "run {}: {} on {}, {} training items, batch {}",
+            run.root().display(),
+            config.optimizer.name(),
+            config.backend,
+            train_items,
+            config.batch_size
+        ));
+    }
+    if let Some(epoch) = checkpoint {
+        training = training.checkpoint(epoch);
+    }
+
+    let signals = StopOnSignals::install(interrupter, options.tui).map_err(TrainError::Signals)?;
+    let optimizer = crate::optimizer::optimizer(&config);
+    let result = training.launch(Learner::new(model, optimizer, scheduler));
+    drop(signals);
+    ledger.flush();
+    if let Some(failure) = ledger.failure() {
+        // A full disk, say: the folder holds every epoch up to the last complete one.
+        return Err(TrainError::WriteFailed {
+            path: failure.path,
+            cause: failure.cause,
+            kept: read_metrics(&run.metrics())
+                .ok()
+                .and_then(|rows| rows.last().map(|r| r.epoch)),
+            run: run.root().to_path_buf(),
+        });
+    }
+    if let Some(error) = result.error {
+        return Err(TrainError::Training(error.to_string()));
+    }
+    let diverged = *divergence.lock().expect("not poisoned");
+    if let Some(at) = diverged {
+        // The record of the last good epoch stays; report on it, then say what happened.
+        report_run::<TrainError>(run, |_| Ok(Some(splits)))?;
+        return Err(TrainError::Diverged {
+            at,
+            checkpoint: run
+                .last_checkpoint()
+                .map(|epoch| run.checkpoint_model(epoch)),
+        });
+    }
+    // Interrupted: the Learner says so, or (the dashboard resets its stop flag when it closes)
+    // fewer epochs than configured have a row. Only a complete run gets `model.bpk`.
+    let history = read_metrics(&run.metrics())?;
+    let completed = history.last().map_or(0, |m| m.epoch);
+    let interrupted = result.interrupted.is_some() || completed < config.epochs;
+    if !interrupted {
+        // The moving average of the weights, when one was kept.
+        let bytes = result
+            .model
+            .into_scored()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| RunError::BadRecord {
+                path: run.model(),
+                message: e.to_string(),
+            })?;
+        write_atomic(&run.model(), &bytes)?;
+    }
+    // Pictures and report.md, for finished and interrupted runs alike.
+    let report = report_run::<TrainError>(run, |_| Ok(Some(splits)))?;
+    Ok(TrainReport {
+        history,
+        config,
+        first_epoch,
+        already_finished: false,
+        interrupted,
+        report: Some(report),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::teacher_near;
+
+    #[test]
+    fn a_resumed_runs_relative_teacher_is_found_above_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = tmp.path().join("project");
+        let run = project.join("artifacts").join("student");
+        std::fs::create_dir_all(project.join("artifacts/teacher")).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        let relative = std::path::PathBuf::from("artifacts/teacher");
+        assert!(
+            !relative.exists(),
+            "the test's working directory holds no such folder"
+        );
+        assert_eq!(
+            teacher_near(relative.clone(), &run),
+            project.join("artifacts/teacher")
+        );
+        // Not found anywhere: as given, for the error to name; absolute paths as they are.
+        let missing = std::path::PathBuf::from("artifacts/no-such-run");
+        assert_eq!(teacher_near(missing.clone(), &run), missing);
+        let absolute = tmp.path().join("elsewhere");
+        assert_eq!(teacher_near(absolute.clone(), &run), absolute);
+    }
+}
