@@ -35,6 +35,10 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataDirArg,
+    /// Time the training step over the ranks `mpirun -np N` started (the `mpi` build): each
+    /// its share of every batch, and the reduction; rank 0 reports
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -56,7 +60,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         repeats: args.repeats,
         ..BenchOptions::default()
     };
-    let report = bench(&config, &train, options)?;
+    let report = if args.distributed {
+        match distributed_bench(&config, &train, options)? {
+            Some(report) => report,
+            None => return Ok(()), // a rank other than 0: rank 0 reports
+        }
+    } else {
+        bench(&config, &train, options, None)?
+    };
+    if report.ranks > 1 {
+        println!(
+            "{} ranks: each step reduces {} bytes in {:.2} ms",
+            report.ranks, report.reduce_bytes_per_step, report.reduce_ms_per_step
+        );
+    }
     println!(
         "{} on {} threads, batch {}: training {:.0} images/s ({:.1} ms/step, data {:.2} ms/batch = {:.1}%)",
         report.backend,
@@ -75,4 +92,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     write_atomic(&out, json.as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// `bench --distributed` in a build without MPI.
+#[cfg(not(feature = "mpi"))]
+fn distributed_bench(
+    _: &fashion_mixer_run::TrainingConfig,
+    _: &fashion_mixer_data::FashionMnistDataset,
+    _: BenchOptions,
+) -> Result<Option<fashion_mixer_train::bench::BenchReport>> {
+    anyhow::bail!(crate::distributed::NOT_BUILT)
+}
+
+/// `bench --distributed`: this rank's part; rank 0's report (`None` on the others).
+#[cfg(feature = "mpi")]
+fn distributed_bench(
+    config: &fashion_mixer_run::TrainingConfig,
+    train: &fashion_mixer_data::FashionMnistDataset,
+    options: BenchOptions,
+) -> Result<Option<fashion_mixer_train::bench::BenchReport>> {
+    let rank = crate::distributed::Rank::join()?;
+    let distributed = rank.distributed();
+    let report = bench(config, train, options, Some(&distributed)).map_err(|e| rank.fail(e))?;
+    Ok(rank.leads().then_some(report))
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Parser};
 use fashion_mixer_experiments::sweep::{
-    GRIDS, SweepOverrides, SweepRun, Trainer, grid, point, sweep,
+    GRIDS, Shard, SweepOverrides, SweepRun, Trained, Trainer, grid, point, sweep,
 };
 use fashion_mixer_model::Backend;
-use fashion_mixer_run::{Progress, RunDir, TrainingConfig};
+use fashion_mixer_run::{Progress, RunDir, RunError, TrainingConfig};
 use fashion_mixer_train::TrainError;
 use fashion_mixer_train::training::{TrainOptions, train};
 
@@ -45,6 +45,11 @@ pub struct SweepArgs {
     /// The sweep's folder [default: artifacts/sweep-<NAME>, or sweep-<the flags set>]
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
+    /// Train only shard K of N: every Nth point of the grid from the Kth (0 <= K < N); the
+    /// shards, started alike on one shared --artifacts folder (a Slurm job array, say), train
+    /// every point once between them
+    #[arg(long, value_name = "K/N", default_value = "0/1")]
+    pub shard: Shard,
     #[command(flatten)]
     pub data: DataDirArg,
 }
@@ -183,7 +188,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         data_dir: args.data.locate()?,
         progress: progress.clone(),
     };
-    let report = sweep(&root, &runs, &overrides, &mut trainer, &progress)?;
+    let report = sweep(
+        &root,
+        &runs,
+        &overrides,
+        args.shard,
+        &mut trainer,
+        &progress,
+    )?;
     for o in &report.outcomes {
         let last = o.history.last().map_or("no epoch".to_string(), |m| {
             format!("test accuracy {:.2}%", 100.0 * m.test_accuracy)
@@ -212,15 +224,24 @@ impl Trainer for Learners {
         config: TrainingConfig,
         run: &RunDir,
         resume: bool,
-    ) -> Result<bool, TrainError> {
+    ) -> Result<Trained, TrainError> {
         let options = TrainOptions {
             run: run.clone(),
             data_dir: self.data_dir.clone(),
             resume,
             tui: false,
             progress: self.progress.clone(),
+            distributed: None,
         };
-        Ok(train(config, &options)?.interrupted)
+        match train(config, &options) {
+            Ok(report) if report.interrupted => Ok(Trained::Interrupted),
+            Ok(_) => Ok(Trained::Finished),
+            // Another process holds it, or started it between the sweep's look and this start.
+            Err(TrainError::Run(RunError::RunInUse { .. } | RunError::RunExists(_))) => {
+                Ok(Trained::InUse)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use clap::Args;
 use fashion_mixer_model::Backend;
 use fashion_mixer_run::Preset;
 use fashion_mixer_run::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingConfig};
-use fashion_mixer_train::training::{TrainOptions, train};
+use fashion_mixer_train::training::{TrainOptions, TrainReport, train};
 use serde::Serialize;
 
 use crate::data::DataDirArg;
@@ -164,6 +164,10 @@ pub struct TrainArgs {
     /// One line per epoch instead of the terminal dashboard
     #[arg(long)]
     pub no_tui: bool,
+    /// Train over the ranks `mpirun -np N` or `srun` started (the `mpi` build): each takes its
+    /// share of every batch, the gradients are summed; rank 0 writes the run
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 impl TrainArgs {
@@ -201,15 +205,49 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         resume: args.resume,
         tui: !args.no_tui && std::io::stdout().is_terminal(),
         progress: Progress::new(|line| println!("{line}")),
+        distributed: None,
     };
+    if args.distributed {
+        return run_distributed(config, options);
+    }
     let report = train(config, &options)?;
+    say_how_it_ended(&run, &report);
+    Ok(())
+}
+
+/// `train --distributed` in a build without MPI.
+#[cfg(not(feature = "mpi"))]
+fn run_distributed(_: TrainingConfig, _: TrainOptions) -> Result<()> {
+    bail!(crate::distributed::NOT_BUILT)
+}
+
+/// `train --distributed`: this rank's part of the training; rank 0 says how it ended.
+#[cfg(feature = "mpi")]
+fn run_distributed(config: TrainingConfig, mut options: TrainOptions) -> Result<()> {
+    let mut rank = crate::distributed::Rank::join()?;
+    let run = options.run.clone();
+    options.run = rank.folder(&run)?;
+    options.progress = rank.progress();
+    options.tui &= rank.leads();
+    options.distributed = Some(rank.distributed());
+    let result = train(config, &options);
+    drop(options);
+    let report = result.map_err(|e| rank.fail(e))?;
+    if rank.leads() {
+        say_how_it_ended(&run, &report);
+    }
+    Ok(())
+}
+
+/// The lines that close `train`: how far the run got, its report, how to resume it.
+fn say_how_it_ended(run: &RunDir, report: &TrainReport) {
     let total = report.config.epochs;
     if report.already_finished {
         println!(
             "{}: already finished ({total}/{total} epochs); nothing to do",
             run.root().display()
         );
-        return Ok(());
+        return;
     }
     match report.history.last() {
         Some(last) => println!(
@@ -235,5 +273,4 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     println!("artifacts: {}", run.root().display());
-    Ok(())
 }

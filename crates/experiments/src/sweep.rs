@@ -161,7 +161,8 @@ pub struct SweepOutcome {
     pub run: SweepRun,
     /// Its folder.
     pub dir: PathBuf,
-    /// `skipped` (finished before), `resumed`, `trained`, or `interrupted`.
+    /// `skipped` (finished before), `resumed`, `trained`, `interrupted`, `in use` (another
+    /// process trains it), or, in the summary, `other shard` (another shard's, as on disk).
     pub status: &'static str,
     /// Its `metrics.csv`.
     pub history: Vec<EpochMetrics>,
@@ -170,7 +171,7 @@ pub struct SweepOutcome {
 /// What [`sweep`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepReport {
-    /// One entry per run reached, in grid order.
+    /// One entry per run of this shard reached, in grid order.
     pub outcomes: Vec<SweepOutcome>,
     /// A run was interrupted; the ones after it did not start.
     pub interrupted: bool,
@@ -184,8 +185,20 @@ fn finished(run: &RunDir) -> bool {
     load_config(run).is_ok_and(|config| run.is_finished(config.epochs))
 }
 
+/// How a training of a sweep's ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trained {
+    /// Every epoch is done.
+    Finished,
+    /// Stopped before its last epoch (Ctrl-C): the sweep stops too.
+    Interrupted,
+    /// Another process holds the run's folder (another shard, or the same sweep started
+    /// twice): left to it.
+    InUse,
+}
+
 /// How a sweep trains one of its runs: the run's configuration, its folder, and whether to
-/// resume it (its `config.json` exists); `Ok(true)` when the run was interrupted.
+/// resume it (its `config.json` exists).
 pub trait Trainer {
     /// The trainer's error; a sweep's own (folders, the summary) convert into it.
     type Error: From<RunError>;
@@ -196,30 +209,88 @@ pub trait Trainer {
         config: TrainingConfig,
         run: &RunDir,
         resume: bool,
-    ) -> Result<bool, Self::Error>;
+    ) -> Result<Trained, Self::Error>;
 }
 
-/// Runs every run of `runs` in `root/<run.name>/` in turn (skipping finished ones, resuming a
-/// started one) with `trainer`, then writes `root/summary.md` and `root/summary.png`.
+/// Which points of a grid one of several processes trains (`--shard K/N`): every `count`th
+/// point from the `index`th, in grid order. Every shard computes the grid alike from the same
+/// flags, so the shards share the points out without talking to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole grid, in one process.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether the point at `position` in the grid is this shard's.
+    pub fn takes(&self, position: usize) -> bool {
+        position % self.count == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A `--shard` that is not `K/N` with `0 <= K < N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected K/N, shard K of N with 0 <= K < N (e.g. 0/4; Slurm: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+)]
+pub struct BadShard;
+
+impl std::str::FromStr for Shard {
+    type Err = BadShard;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (index, count) = s.split_once('/').ok_or(BadShard)?;
+        let index: usize = index.trim().parse().map_err(|_| BadShard)?;
+        let count: usize = count.trim().parse().map_err(|_| BadShard)?;
+        if index >= count {
+            return Err(BadShard);
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// Runs this `shard`'s runs of `runs` (all of them with [`Shard::ALL`]) in `root/<run.name>/` in
+/// turn with `trainer`, skipping finished ones, resuming a started one, and leaving one that
+/// another process holds to it; then writes `root/summary.md` and `root/summary.png` over every
+/// run of the grid, as the folders hold them (so the shard that ends last writes the whole
+/// sweep's).
 pub fn sweep<T: Trainer>(
     root: &Path,
     runs: &[SweepRun],
     overrides: &SweepOverrides,
+    shard: Shard,
     trainer: &mut T,
     progress: &Progress,
 ) -> Result<SweepReport, T::Error> {
     std::fs::create_dir_all(root).map_err(|e| T::Error::from(RunError::io(root, e)))?;
     let mut outcomes = Vec::new();
     let mut interrupted = false;
-    for (i, sweep_run) in runs.iter().enumerate() {
-        let mut sweep_run = sweep_run.clone();
+    let mine: Vec<usize> = (0..runs.len()).filter(|&i| shard.takes(i)).collect();
+    for (n, &i) in mine.iter().enumerate() {
+        let mut sweep_run = runs[i].clone();
         overrides.apply(&mut sweep_run.config);
         let dir = root.join(&sweep_run.name);
         let run = RunDir::new(&dir);
+        let of = if shard == Shard::ALL {
+            String::new()
+        } else {
+            format!(" (shard {shard}, point {} of {})", i + 1, runs.len())
+        };
         progress.emit(&format!(
-            "== run {}/{}: {} ==",
-            i + 1,
-            runs.len(),
+            "== run {}/{}: {}{of} ==",
+            n + 1,
+            mine.len(),
             sweep_run.name
         ));
         let status = if finished(&run) {
@@ -227,13 +298,17 @@ pub fn sweep<T: Trainer>(
             "skipped"
         } else {
             let resume = run.config().is_file();
-            if trainer.train(sweep_run.config.clone(), &run, resume)? {
-                interrupted = true;
-                "interrupted"
-            } else if resume {
-                "resumed"
-            } else {
-                "trained"
+            match trainer.train(sweep_run.config.clone(), &run, resume)? {
+                Trained::Interrupted => {
+                    interrupted = true;
+                    "interrupted"
+                }
+                Trained::InUse => {
+                    progress.emit("another process trains it; left to it");
+                    "in use"
+                }
+                Trained::Finished if resume => "resumed",
+                Trained::Finished => "trained",
             }
         };
         // The config that ran (a resumed run keeps its own).
@@ -250,13 +325,44 @@ pub fn sweep<T: Trainer>(
             break;
         }
     }
-    let (summary, picture) = write_summary(root, &outcomes).map_err(T::Error::from)?;
+    let every = on_disk(root, runs, overrides, &outcomes);
+    let (summary, picture) = write_summary(root, &every).map_err(T::Error::from)?;
     Ok(SweepReport {
         outcomes,
         interrupted,
         summary,
         picture,
     })
+}
+
+/// Every run of the grid as its folder under `root` holds it: this process's `outcomes` where
+/// it has one, the others (another shard's, or not started) read from disk.
+fn on_disk(
+    root: &Path,
+    runs: &[SweepRun],
+    overrides: &SweepOverrides,
+    outcomes: &[SweepOutcome],
+) -> Vec<SweepOutcome> {
+    runs.iter()
+        .map(|sweep_run| {
+            if let Some(outcome) = outcomes.iter().find(|o| o.run.name == sweep_run.name) {
+                return outcome.clone();
+            }
+            let mut sweep_run = sweep_run.clone();
+            overrides.apply(&mut sweep_run.config);
+            let dir = root.join(&sweep_run.name);
+            let run = RunDir::new(&dir);
+            if let Ok(config) = load_config(&run) {
+                sweep_run.config = config;
+            }
+            SweepOutcome {
+                history: read_metrics(&run.metrics()).unwrap_or_default(),
+                run: sweep_run,
+                dir,
+                status: "other shard",
+            }
+        })
+        .collect()
 }
 
 /// Writes `summary.md` (one row per run) and `summary.png` (test accuracy per epoch).
@@ -350,4 +456,21 @@ pub fn write_summary(
     let summary = root.join("summary.md");
     write_atomic(&summary, md.as_bytes())?;
     Ok((summary, picture))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_share_the_points_out_once() {
+        let shards: Vec<Shard> = ["0/3", "1/3", "2/3"].map(|s| s.parse().unwrap()).to_vec();
+        for position in 0..10 {
+            assert_eq!(shards.iter().filter(|s| s.takes(position)).count(), 1);
+        }
+        for bad in ["3/3", "1", "a/2", "1/0", "-1/2"] {
+            assert_eq!(bad.parse::<Shard>(), Err(BadShard), "{bad}");
+        }
+        assert!((0..5).all(|p| Shard::ALL.takes(p)));
+    }
 }

@@ -1,5 +1,7 @@
 //! `eval`: accuracy and loss of a saved model on both splits, per-class test accuracy.
 
+use std::ops::Range;
+
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -60,23 +62,57 @@ pub fn file_md5(path: &std::path::Path) -> Option<String> {
     Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// How an evaluation is shared by processes that hold the same model (the ranks of a
+/// distributed training): each scores its part of every split, and their counts and losses are
+/// summed.
+pub trait Reduce {
+    /// The part of `items` this process scores.
+    fn part(&self, items: usize) -> Range<usize>;
+    /// Sums `values` over the processes, in place, on every one.
+    fn sum(&self, values: &mut [f64]);
+}
+
 /// Scores `model` on every item of `dataset`, `batch_size` items at a time, on threads that
 /// flush subnormals ([`fpu::flushed`]).
 pub fn score(loaded: &LoadedModel, dataset: &FashionMnistDataset, batch_size: usize) -> SplitScore {
-    fpu::flushed(|| score_here(loaded, dataset, batch_size))
+    score_shared(loaded, dataset, batch_size, None)
 }
 
-/// [`score`], on the calling thread.
-fn score_here(
+/// [`score`], this process's part of `dataset` only when `reduce` shares the work, the
+/// processes' counts summed.
+pub fn score_shared(
     loaded: &LoadedModel,
     dataset: &FashionMnistDataset,
     batch_size: usize,
+    reduce: Option<&(dyn Reduce + Sync)>,
 ) -> SplitScore {
+    let items = reduce.map_or(0..dataset.len(), |r| r.part(dataset.len()));
+    let (mut confusion, mut loss_sum) =
+        fpu::flushed(|| score_here(loaded, dataset, items, batch_size));
+    if let Some(reduce) = reduce {
+        let mut values: Vec<f64> = confusion.iter().flatten().map(|&n| n as f64).collect();
+        values.push(loss_sum);
+        reduce.sum(&mut values);
+        loss_sum = values.pop().expect("the loss");
+        for (count, value) in confusion.iter_mut().flatten().zip(values) {
+            *count = value.round() as usize;
+        }
+    }
+    from_confusion(confusion, loss_sum)
+}
+
+/// The confusion matrix and summed loss of the `items` of `dataset`, on the calling thread.
+fn score_here(
+    loaded: &LoadedModel,
+    dataset: &FashionMnistDataset,
+    items: Range<usize>,
+    batch_size: usize,
+) -> (Vec<Vec<usize>>, f64) {
     let batcher = FashionMnistBatcher::default();
     let loss_fn = CrossEntropyLossConfig::new().init(&loaded.device);
     let mut confusion = vec![vec![0usize; NUM_CLASSES]; NUM_CLASSES];
     let mut loss_sum = 0.0f64;
-    let indices: Vec<usize> = (0..dataset.len()).collect();
+    let indices: Vec<usize> = items.collect();
     for chunk in indices.chunks(batch_size.max(1)) {
         let items = dataset
             .get_many(chunk.to_vec())
@@ -91,7 +127,7 @@ fn score_here(
             confusion[dataset.labels()[index] as usize][p as usize] += 1;
         }
     }
-    from_confusion(confusion, loss_sum)
+    (confusion, loss_sum)
 }
 
 /// The score of a split from its confusion matrix and summed loss.
@@ -165,14 +201,40 @@ pub fn evaluate_with(
     test: &FashionMnistDataset,
     flip_averaged: bool,
 ) -> Result<Evaluation, RunError> {
+    evaluate_scored(run, loaded, train, test, flip_averaged, None)
+}
+
+/// [`evaluate`], the work shared by the processes of `reduce` (each writes `eval.json` into its
+/// own `run`).
+pub fn evaluate_shared(
+    run: &RunDir,
+    loaded: &LoadedModel,
+    train: &FashionMnistDataset,
+    test: &FashionMnistDataset,
+    reduce: &(dyn Reduce + Sync),
+) -> Result<Evaluation, RunError> {
+    evaluate_scored(run, loaded, train, test, false, Some(reduce))
+}
+
+/// Scores both splits and the mirrored test split (and, asked, the flip-averaged one), each
+/// shared by `reduce` when given; writes `eval.json`.
+fn evaluate_scored(
+    run: &RunDir,
+    loaded: &LoadedModel,
+    train: &FashionMnistDataset,
+    test: &FashionMnistDataset,
+    flip_averaged: bool,
+    reduce: Option<&(dyn Reduce + Sync)>,
+) -> Result<Evaluation, RunError> {
     let batch_size = loaded.config.batch_size;
+    let score = |dataset: &FashionMnistDataset| score_shared(loaded, dataset, batch_size, reduce);
     let evaluation = Evaluation {
         record: run.relative(&loaded.record),
         record_md5: file_md5(&loaded.record),
         backend: loaded.backend.to_string(),
-        train: score(loaded, train, batch_size),
-        test: score(loaded, test, batch_size),
-        test_mirrored: Some(score(loaded, &test.mirrored(), batch_size)),
+        train: score(train),
+        test: score(test),
+        test_mirrored: Some(score(&test.mirrored())),
         test_flip_averaged: flip_averaged.then(|| score_flip_averaged(loaded, test)),
     };
     let json = serde_json::to_string_pretty(&evaluation).expect("serialisable");

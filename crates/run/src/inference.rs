@@ -82,7 +82,7 @@ impl Checkpoint {
 
 /// `model` with the weights of the Burn record at `path` (made for the same architecture): a
 /// finished run's `model.bpk` (the model's own record) or a training checkpoint (the model one
-/// level down, see [`Checkpoint`]).
+/// level down, in the training crate's layout).
 pub fn load_record(model: Model, path: &Path) -> Result<Model, RunError> {
     let bad = |message: String| RunError::BadRecord {
         path: path.to_path_buf(),

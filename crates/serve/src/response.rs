@@ -4,9 +4,6 @@
 //! connection as if the client had asked, and the reply answers that ([`answer_unasked`]).
 
 use std::convert::Infallible;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -14,7 +11,6 @@ use hyper::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// An HTTP answer.
@@ -94,52 +90,12 @@ impl ApiResponse {
 /// The request hyper reads on a connection answered before the client's own was read.
 const UNASKED: &[u8] = b"GET / HTTP/1.1\r\nhost: unasked\r\nconnection: close\r\n\r\n";
 
-/// A connection's socket whose reading side gives hyper [`UNASKED`] and then its end; its
-/// writing side is the socket's.
-struct Unasked {
-    stream: TcpStream,
-    unread: &'static [u8],
-}
-
-impl AsyncRead for Unasked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self.unread.len().min(buf.remaining());
-        buf.put_slice(&self.unread[..n]);
-        self.unread = &self.unread[n..];
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Unasked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 /// Writes `reply` on `stream` (with `Connection: close`) without reading a request from it,
 /// through hyper as every other answer; gives the stream back, its writing side still open.
 /// Nothing the client sent is read.
 pub async fn answer_unasked(stream: TcpStream, reply: ApiResponse) -> TcpStream {
-    let io = TokioIo::new(Unasked {
-        stream,
-        unread: UNASKED,
-    });
+    // Hyper reads the canned request, then the end of input, and writes on the socket.
+    let io = TokioIo::new(tokio::io::join(UNASKED, stream));
     let service = hyper::service::service_fn(move |_: Request<hyper::body::Incoming>| {
         std::future::ready(Ok::<_, Infallible>(reply.clone().into_response(true)))
     });
@@ -151,5 +107,5 @@ pub async fn answer_unasked(stream: TcpStream, reply: ApiResponse) -> TcpStream 
         .serve_connection(io, service);
     // The answer is in memory: written at once, or the client is gone (then nothing to do).
     let _ = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await;
-    conn.into_parts().io.into_inner().stream
+    conn.into_parts().io.into_inner().into_inner().1
 }

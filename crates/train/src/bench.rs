@@ -14,6 +14,8 @@ use fashion_mixer_model::fpu;
 use fashion_mixer_run::metrics::median;
 use fashion_mixer_run::{RunError, TrainingConfig};
 
+use crate::distributed::Distributed;
+
 /// How much to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BenchOptions {
@@ -62,6 +64,22 @@ pub struct BenchReport {
     pub infer_batch1_ms: f64,
     /// Images per second classified in batches of 1024 (median).
     pub infer_batch1024_images_per_s: f64,
+    /// Processes training together (1: this one alone); each takes its share of every batch,
+    /// and the training figures are the whole batch's.
+    #[serde(default = "one")]
+    pub ranks: usize,
+    /// With several ranks: bytes each step's reduction sums (every gradient, the batch's
+    /// logits and loss), per rank.
+    #[serde(default)]
+    pub reduce_bytes_per_step: usize,
+    /// With several ranks: milliseconds a step spends in its reduction (the wait for the
+    /// slowest rank included), median.
+    #[serde(default)]
+    pub reduce_ms_per_step: f64,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn ms(d: Duration) -> f64 {
@@ -81,14 +99,17 @@ fn items(
 
 /// Runs the benchmark for `config` (model, optimizer, backend, batch size, and the moving
 /// average and the teacher's forward pass when it has them) on `data`, on threads that flush
-/// subnormals as training's do ([`fpu::flushed`]).
+/// subnormals as training's do ([`fpu::flushed`]). With `distributed`, every rank runs it: each
+/// step takes this rank's share of the batch and the reduction; inference is timed on rank 0
+/// alone (the others report 0 for it).
 pub fn bench(
     config: &TrainingConfig,
     data: &FashionMnistDataset,
     options: BenchOptions,
+    distributed: Option<&Distributed>,
 ) -> Result<BenchReport, TrainError> {
     config.validate().map_err(RunError::from)?;
-    fpu::flushed(|| bench_here(config, data, options))
+    fpu::flushed(|| bench_here(config, data, options, distributed))
 }
 
 /// [`bench`], on the calling thread.
@@ -96,6 +117,7 @@ fn bench_here(
     config: &TrainingConfig,
     data: &FashionMnistDataset,
     options: BenchOptions,
+    distributed: Option<&Distributed>,
 ) -> Result<BenchReport, TrainError> {
     let device = config.backend.device().map_err(RunError::from)?;
     device.seed(config.seed);
@@ -104,7 +126,8 @@ fn bench_here(
     let batch_size = config.batch_size;
 
     let mut learner = Learner::new(
-        crate::training::training_model(config, &autodiff, false)?,
+        crate::training::training_model(config, &autodiff, false)?
+            .with_distributed(distributed.cloned()),
         crate::optimizer::optimizer(config),
         crate::schedule::scheduler(config, data.len()),
     );
@@ -131,8 +154,11 @@ fn bench_here(
         step(&mut learner, batch);
     }
     let (mut throughputs, mut step_ms, mut data_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reduce_ms = Vec::new();
+    let reduced = || distributed.map(Distributed::stats).unwrap_or_default();
     for _ in 0..options.repeats.max(1) {
         let (mut data_time, mut step_time) = (Duration::ZERO, Duration::ZERO);
+        let before = reduced();
         for _ in 0..options.steps.max(1) {
             let (batch, d) = next_batch(&autodiff);
             data_time += d;
@@ -143,6 +169,34 @@ fn bench_here(
         throughputs.push(steps * batch_size as f64 / total);
         step_ms.push(ms(step_time) / steps);
         data_ms.push(ms(data_time) / steps);
+        reduce_ms.push(ms(reduced().time - before.time) / steps);
+    }
+    let stats = reduced();
+    let training = BenchReport {
+        config: config.clone(),
+        threads: rayon::current_num_threads(),
+        backend: config.backend.to_string(),
+        batch_size,
+        steps: options.steps,
+        repeats: options.repeats,
+        train_images_per_s: median(throughputs),
+        train_step_ms: median(step_ms),
+        data_ms_per_batch: median(data_ms),
+        data_share: 0.0,
+        infer_batch1_ms: 0.0,
+        infer_batch1024_images_per_s: 0.0,
+        ranks: distributed.map_or(1, Distributed::size),
+        reduce_bytes_per_step: stats.bytes / stats.count.max(1),
+        reduce_ms_per_step: median(reduce_ms),
+    };
+    let training = BenchReport {
+        data_share: training.data_ms_per_batch
+            / (training.data_ms_per_batch + training.train_step_ms),
+        ..training
+    };
+    if distributed.is_some_and(|d| d.rank() != 0) {
+        // Inference is rank 0's to time.
+        return Ok(training);
     }
 
     // Inference: a model without autodiff, as `infer` uses.
@@ -161,20 +215,9 @@ fn bench_here(
         .map(|i| 1024.0 / infer(1024, i * 1024).as_secs_f64())
         .collect();
 
-    let train_step_ms = median(step_ms);
-    let data_ms_per_batch = median(data_ms);
     Ok(BenchReport {
-        config: config.clone(),
-        threads: rayon::current_num_threads(),
-        backend: config.backend.to_string(),
-        batch_size,
-        steps: options.steps,
-        repeats: options.repeats,
-        train_images_per_s: median(throughputs),
-        train_step_ms,
-        data_ms_per_batch,
-        data_share: data_ms_per_batch / (data_ms_per_batch + train_step_ms),
         infer_batch1_ms: median(batch1),
         infer_batch1024_images_per_s: median(batch1024),
+        ..training
     })
 }

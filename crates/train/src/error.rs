@@ -14,6 +14,9 @@ pub enum TrainError {
     /// The weights to start from (`init_from`) do not load.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The ranks of a distributed training cannot train together; every rank meets it alike.
+    #[error(transparent)]
+    Distributed(#[from] DistributedError),
     /// Training stopped because a file of the run could not be written (a full disk, say).
     #[error("{}", write_failed_message(path, cause, *kept, run))]
     WriteFailed {
@@ -61,6 +64,13 @@ pub struct Divergence {
 }
 
 impl TrainError {
+    /// Whether every rank of a distributed training meets this error alike (so rank 0 alone
+    /// says it, and no rank needs to end the others): the ranks could not start together, or
+    /// the loss diverged (every rank sees the same loss).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Distributed(_) | Self::Diverged { .. })
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Run(RunError::io(path, source))
@@ -93,4 +103,51 @@ fn diverged_message(at: &Divergence, checkpoint: Option<&Path>) -> String {
         "training diverged: the loss became {} at epoch {}, {pass} step {}; {next}",
         at.loss, at.epoch, at.step
     )
+}
+
+/// Why the ranks do not train: each rank meets it alike (rank 0 says it).
+#[derive(Debug, thiserror::Error)]
+pub enum DistributedError {
+    /// Rank 0 could not start (its own error, which rank 0 reports).
+    #[error(transparent)]
+    Start(Box<TrainError>),
+    /// Rank 0 could not start; it says why.
+    #[error("rank 0 could not start")]
+    StartFailedOnRankZero,
+    /// Ranks were given other settings than rank 0's.
+    #[error(
+        "the ranks were started with different configurations: {} from rank 0's; start every rank with the same flags and --config",
+        differ(.0)
+    )]
+    Configurations(Vec<usize>),
+    /// Ranks read other data than rank 0's.
+    #[error(
+        "the ranks read different data: the IDX files of {} from rank 0's; give every rank the same four files (--data-dir)",
+        differ(.0)
+    )]
+    Data(Vec<usize>),
+    /// Fewer items in a global batch than ranks.
+    #[error(
+        "a global batch of {batch} is smaller than the {ranks} ranks: every rank needs at least one item of each batch; raise --batch-size or start fewer ranks"
+    )]
+    BatchTooSmall {
+        /// The batch size.
+        batch: usize,
+        /// The ranks.
+        ranks: usize,
+    },
+    /// Data-loading threads, which would hand each rank its batches in another order.
+    #[error(
+        "workers must be 0 with --distributed: with data-loading threads the batches arrive in another order on each rank"
+    )]
+    Workers,
+}
+
+/// "rank 1 differs", "ranks 1, 3 differ".
+fn differ(ranks: &[usize]) -> String {
+    let list: Vec<String> = ranks.iter().map(usize::to_string).collect();
+    match ranks.len() {
+        1 => format!("rank {} differs", list[0]),
+        _ => format!("ranks {} differ", list.join(", ")),
+    }
 }

@@ -1,7 +1,7 @@
 //! Training the Fashion-MNIST Mixer with burn-train: the model as the Learner trains it
 //! ([`TrainingModel`]: its loss, steps, moving average and teacher), the optimizer and schedule a
 //! configuration names, the Learner wiring with resume and Ctrl-C ([`training`]), the run's
-//! checkpoints and per-epoch rows as they land, and the training benchmark ([`bench`]).
+//! checkpoints and per-epoch rows as they land, and the training benchmark ([`bench`](mod@bench)).
 //!
 //! A run's files, its configuration and the model it saves are [`fashion_mixer_run`]'s; this
 //! crate writes them while training.
@@ -16,6 +16,7 @@
 //!     resume: false,
 //!     tui: false,
 //!     progress: Progress::new(|line| println!("{line}")),
+//!     distributed: None,
 //! };
 //! let report = train(TrainingConfig::new().with_epochs(1), &options)?;
 //! println!("{:?}", report.history.last());
@@ -37,7 +38,11 @@ pub mod schedule;
 mod checkpoint;
 mod ledger;
 mod metric_logger;
-// The Learner wiring: the plain renderer, Ctrl-C, training and resume.
+// The Learner wiring: the plain renderer, Ctrl-C, training and resume; over several
+// processes, data parallelism (MPI behind the `mpi` feature).
+pub mod distributed;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod renderer;
 mod signals;
 pub mod training;
@@ -46,7 +51,7 @@ pub mod bench;
 
 pub use distill::Distill;
 pub use ema::Ema;
-pub use error::{Divergence, TrainError};
+pub use error::{DistributedError, Divergence, TrainError};
 pub use optimizer::optimizer;
 pub use renderer::PlainRenderer;
 pub use training_model::TrainingModel;

@@ -29,6 +29,8 @@ pub struct CsvMetricLogger {
     interrupter: Option<Interrupter>,
     steps: [usize; 2],
     divergence: DivergenceSlot,
+    /// Where a divergence asks training to stop (`interrupter` when `None`).
+    requests: Option<Interrupter>,
 }
 
 impl CsvMetricLogger {
@@ -44,6 +46,7 @@ impl CsvMetricLogger {
             interrupter: None,
             steps: [0, 0],
             divergence: DivergenceSlot::default(),
+            requests: None,
         }
     }
 
@@ -56,6 +59,13 @@ impl CsvMetricLogger {
     ) -> Self {
         self.interrupter = Some(interrupter);
         self.divergence = divergence;
+        self
+    }
+
+    /// Asks `requests` to stop training on divergence instead of the watched interrupter (with
+    /// other ranks, a request travels with the next step's reduction).
+    pub fn with_stop_requests(mut self, requests: Interrupter) -> Self {
+        self.requests = Some(requests);
         self
     }
 
@@ -97,7 +107,8 @@ impl MetricLogger for CsvMetricLogger {
                         train,
                         loss,
                     });
-                    interrupter.stop(Some("the loss is not a finite number"));
+                    let requests = self.requests.as_ref().unwrap_or(interrupter);
+                    requests.stop(Some("the loss is not a finite number"));
                 }
             }
             // The epoch's final value when this is the end-of-epoch update; otherwise the

@@ -17,6 +17,7 @@ use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use fashion_mixer_data::FashionMnistBatch;
 use fashion_mixer_model::BatchSplit;
 
+use crate::distributed::Distributed;
 use crate::training_model::TrainingModel;
 
 /// Mixed images' second labels: the batch's targets reversed (each image `i` of `n` is mixed
@@ -51,15 +52,18 @@ impl TrainingModel {
         item
     }
 
-    /// The training step on `images` split into `split`'s parts, one per pool.
+    /// The training step on `images` split into `split`'s parts, one per pool, each part's loss
+    /// weighted by its share of `total` items (the batch's, or with other ranks the global
+    /// batch's).
     fn split_step(
         &self,
         images: Tensor<3>,
         targets: Tensor<1, Int>,
         partners: Partners,
         split: BatchSplit,
+        total: usize,
     ) -> TrainOutput<ClassificationOutput> {
-        let items = images.dims()[0];
+        let items = total;
         let device = images.device();
         let results = split.run(|part| {
             // Its own copy of the parameters (same ids): one autodiff graph per part.
@@ -127,17 +131,47 @@ fn classify(
     }
 }
 
+impl TrainingModel {
+    /// The training step of this rank of `distributed`: its slice of the batch through
+    /// [`Self::split_step`] (over its cores), its loss weighted by the slice's share of the
+    /// whole batch; then the gradients summed and the logits gathered over the ranks.
+    fn distributed_step(
+        &self,
+        distributed: &Distributed,
+        images: Tensor<3>,
+        targets: Tensor<1, Int>,
+        partners: Partners,
+    ) -> TrainOutput<ClassificationOutput> {
+        let items = images.dims()[0];
+        let mine = distributed.part(items);
+        let cut = |t: &Tensor<1, Int>| t.clone().narrow(0, mine.start, mine.len());
+        // Nothing of this batch (a last batch smaller than the ranks): no gradient, no logits.
+        let local = (!mine.is_empty()).then(|| {
+            let images = images.narrow(0, mine.start, mine.len());
+            let partners = partners.as_ref().map(|(p, lambda)| (cut(p), *lambda));
+            let split = BatchSplit::over_cores(mine.len(), &images.device());
+            self.split_step(images, cut(&targets), partners, split, items)
+        });
+        let classes = self.model.head.weight.dims()[1];
+        distributed.reduce_training(self, local, targets, classes)
+    }
+}
+
 impl TrainStep for TrainingModel {
     type Input = FashionMnistBatch;
     type Output = ClassificationOutput;
 
     fn step(&self, batch: FashionMnistBatch) -> TrainOutput<ClassificationOutput> {
-        let split = BatchSplit::over_cores(batch.images.dims()[0], &batch.images.device());
+        let items = batch.images.dims()[0];
         let partners = batch
             .mix
             .map(|lambda| (batch.targets.clone().flip([0]), lambda));
+        if let Some(distributed) = &self.distributed {
+            return self.distributed_step(distributed, batch.images, batch.targets, partners);
+        }
+        let split = BatchSplit::over_cores(items, &batch.images.device());
         if !split.is_whole() {
-            return self.split_step(batch.images, batch.targets, partners, split);
+            return self.split_step(batch.images, batch.targets, partners, split, items);
         }
         let item = self.classify_training(batch.images, batch.targets, partners);
         TrainOutput::new(self, item.loss.backward(), item)
@@ -164,7 +198,25 @@ impl InferenceStep for TrainingModel {
 
     fn step(&self, batch: FashionMnistBatch) -> ClassificationOutput {
         // The moving average, when kept, is the model being validated.
-        classify(self.scored(), batch.images, batch.targets, None, 0.0)
+        let Some(distributed) = &self.distributed else {
+            return classify(self.scored(), batch.images, batch.targets, None, 0.0);
+        };
+        // This rank's slice, its loss weighted by its share; the batch's gathered.
+        let items = batch.targets.dims()[0];
+        let mine = distributed.part(items);
+        let local = (!mine.is_empty()).then(|| {
+            let mut local = classify(
+                self.scored(),
+                batch.images.narrow(0, mine.start, mine.len()),
+                batch.targets.clone().narrow(0, mine.start, mine.len()),
+                None,
+                0.0,
+            );
+            local.loss = local.loss * (mine.len() as f64 / items as f64);
+            local
+        });
+        let classes = self.scored().head.weight.dims()[1];
+        distributed.reduce_inference(local, batch.targets, classes)
     }
 }
 
@@ -215,7 +267,7 @@ mod tests {
                 );
                 TrainOutput::new(&model, item.loss.backward(), item)
             };
-            let split = model.split_step(images, targets, partners, BatchSplit::new(50, 3));
+            let split = model.split_step(images, targets, partners, BatchSplit::new(50, 3), 50);
             let grad = |out: &TrainOutput<ClassificationOutput>, i: usize| {
                 let block = &model.model.blocks[i % 2];
                 [

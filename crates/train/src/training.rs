@@ -14,16 +14,19 @@ use fashion_mixer_data::FashionMnistBatcher;
 use fashion_mixer_data::augment::Augmenter;
 use fashion_mixer_data::mixing::Mixing;
 
+use fashion_mixer_data::FashionMnistDataset;
 use fashion_mixer_model::fpu;
-use fashion_mixer_run::inference::load_teacher;
+use fashion_mixer_run::evaluation::evaluate_shared;
+use fashion_mixer_run::inference::{load_model, load_teacher, record_path};
 use fashion_mixer_run::metrics::{EpochMetrics, read_metrics};
 use fashion_mixer_run::report::{ReportFiles, report_run};
-use fashion_mixer_run::run_dir::{load_config, save_config, write_atomic};
+use fashion_mixer_run::run_dir::{RunLock, load_config, save_config, write_atomic};
 use fashion_mixer_run::{Progress, RunDir, RunError, TrainingConfig, load_splits};
 
 use crate::checkpoint::AtomicFileCheckpointer;
 use crate::distill::Distill;
-use crate::error::TrainError;
+use crate::distributed::{Distributed, Start};
+use crate::error::{DistributedError, TrainError};
 use crate::ledger::{DivergenceSlot, EpochLedger};
 use crate::metric_logger::CsvMetricLogger;
 use crate::renderer::PlainRenderer;
@@ -73,7 +76,7 @@ fn teacher_near(path: PathBuf, run: &Path) -> PathBuf {
 /// How to run a training, beyond its configuration.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// The run's folder.
+    /// The run's folder (with other ranks: this rank's own; rank 0's is the run).
     pub run: RunDir,
     /// Where the IDX files are.
     pub data_dir: PathBuf,
@@ -84,6 +87,9 @@ pub struct TrainOptions {
     /// Where the run's messages go without the dashboard (where it starts, one line per
     /// epoch).
     pub progress: Progress,
+    /// The other processes training with this one, when the training is spread over several
+    /// (`None`: this process alone).
+    pub distributed: Option<Distributed>,
 }
 
 /// How a training call ended.
@@ -99,7 +105,8 @@ pub struct TrainReport {
     pub already_finished: bool,
     /// Training was stopped before its last epoch (Ctrl-C in the dashboard).
     pub interrupted: bool,
-    /// The report written at the end (`report.md` and its pictures); `None` when nothing ran.
+    /// The report written at the end (`report.md` and its pictures); `None` when nothing ran
+    /// (and on the ranks other than 0).
     pub report: Option<ReportFiles>,
 }
 
@@ -108,60 +115,125 @@ pub struct TrainReport {
 ///
 /// Writes `config.json` first, a checkpoint per epoch (the last 2 kept), a `metrics.csv` row per
 /// completed epoch, and `model.bpk` when the last epoch is done.
+///
+/// With `options.distributed`, every rank calls this with the same configuration: rank 0 decides
+/// where training starts (its folder is the run; on resume it sends the others the
+/// checkpoint), every rank trains its slice of each batch, and rank 0 writes the report.
 pub fn train(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
     fpu::flushed(|| train_here(config, options))
+}
+
+/// Where training starts in `options.run` for a lone process or rank 0: a fresh run checked,
+/// or a resumed run's configuration and checkpoint (the run's lock is put in `lock`).
+fn find_start(
+    config: TrainingConfig,
+    options: &TrainOptions,
+    lock: &mut Option<RunLock>,
+) -> Result<Start, TrainError> {
+    let run = &options.run;
+    if !options.resume {
+        config.validate().map_err(RunError::from)?;
+        run.check_fresh()?;
+        return Ok(Start {
+            config,
+            checkpoint: None,
+            finished: false,
+            files: Vec::new(),
+        });
+    }
+    if !run.config().is_file() {
+        return Err(RunError::NothingToResume {
+            path: run.root().to_path_buf(),
+            reason: "no config.json".into(),
+        }
+        .into());
+    }
+    *lock = Some(run.lock()?);
+    let config = load_config(run)?;
+    run.remove_stale_temp_files();
+    let checkpoint = run.last_checkpoint();
+    let finished = run.is_finished(config.epochs);
+    let mut start = match &options.distributed {
+        // The other ranks need the files to resume from.
+        Some(_) if !finished => Start::resumed(config, run, checkpoint)?,
+        _ => Start {
+            config,
+            checkpoint,
+            finished: false,
+            files: Vec::new(),
+        },
+    };
+    start.finished = finished;
+    Ok(start)
 }
 
 /// [`train`], on the calling thread.
 fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
     let run = &options.run;
+    let distributed = options.distributed.as_ref();
+    let leader = distributed.is_none_or(|d| d.rank() == 0);
     // One writer per run folder: held until this function returns.
     let mut lock = None;
-    let (config, checkpoint) = if options.resume {
-        if !run.config().is_file() {
-            return Err(RunError::NothingToResume {
-                path: run.root().to_path_buf(),
-                reason: "no config.json".into(),
+    let own_config = config.clone();
+    let start = match distributed {
+        Some(d) if d.rank() != 0 => d.receive_start(run)?,
+        _ => {
+            let start = find_start(config, options, &mut lock);
+            if let Some(d) = distributed {
+                d.send_start(start.as_ref().ok());
+                // What stops rank 0 here stops every rank; rank 0 says why.
+                start.map_err(|e| DistributedError::Start(Box::new(e)))?
+            } else {
+                start?
             }
-            .into());
         }
-        lock = Some(run.lock()?);
-        let config = load_config(run)?;
-        run.remove_stale_temp_files();
-        let checkpoint = run.last_checkpoint();
-        if run.is_finished(config.epochs) {
-            return Ok(TrainReport {
-                history: read_metrics(&run.metrics())?,
-                first_epoch: config.epochs + 1,
-                config,
-                already_finished: true,
-                interrupted: false,
-                report: None,
-            });
-        }
-        (config, checkpoint)
-    } else {
-        config.validate().map_err(RunError::from)?;
-        run.check_fresh()?;
-        (config, None)
     };
+    let Start {
+        config,
+        checkpoint,
+        finished,
+        ..
+    } = start;
+    if finished {
+        return Ok(TrainReport {
+            history: if leader {
+                read_metrics(&run.metrics())?
+            } else {
+                Vec::new()
+            },
+            first_epoch: config.epochs + 1,
+            config,
+            already_finished: true,
+            interrupted: false,
+            report: None,
+        });
+    }
+    let resumed = checkpoint.is_some() || (options.resume && leader);
     let first_epoch = checkpoint.unwrap_or(0) + 1;
 
     // The data, the device and the starting weights first: a run that cannot start leaves no
     // folder behind to block the next try.
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
+    if let Some(d) = distributed {
+        // A fresh run's ranks each hold their own configuration; a resumed one's, rank 0's.
+        let compared = if options.resume { &config } else { &own_config };
+        d.check_alike(compared, &train_set, &test_set)?;
+    }
     let device = config.backend.device().map_err(RunError::from)?;
     device.seed(config.seed);
     let mut build = config.clone();
     if options.resume {
         build.distill_from = build.distill_from.map(|p| teacher_near(p, run.root()));
     }
-    let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?;
-    if !options.resume {
+    let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?
+        .with_distributed(options.distributed.clone());
+    if !resumed || !leader {
         run.create()?;
         lock = Some(run.lock()?);
         // Another process may have started a run here since the check above.
-        run.check_fresh()?;
+        if !resumed {
+            run.check_fresh()?;
+        }
         save_config(run, &config)?;
     }
     let _lock = lock;
@@ -189,17 +261,27 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     let scheduler = crate::schedule::scheduler(&config, train_items);
 
     let checkpoints = run.checkpoints();
-    let interrupter = Interrupter::new();
+    // Alone, stop requests stop the Learner; with other ranks, they travel with the next
+    // step's reduction, which stops the Learner on every rank after the same step.
+    let (learner_stop, stop_requests) = match distributed {
+        Some(d) => (d.learner().clone(), d.requests().clone()),
+        None => {
+            let interrupter = Interrupter::new();
+            (interrupter.clone(), interrupter)
+        }
+    };
     let divergence = DivergenceSlot::default();
-    let ledger = EpochLedger::new(run.clone(), interrupter.clone());
-    // The dashboard shows progress itself; otherwise it goes to the caller's sink.
-    let plain = if options.tui {
+    let ledger = EpochLedger::new(run.clone(), stop_requests.clone());
+    // The dashboard shows progress itself; otherwise it goes to the caller's sink. The ranks
+    // other than 0 say nothing.
+    let tui = options.tui && leader;
+    let plain = if tui || !leader {
         Progress::silent()
     } else {
         options.progress.clone()
     };
     let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
-        .with_interrupter(interrupter.clone())
+        .with_interrupter(learner_stop.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(CpuUse::new())
@@ -207,7 +289,8 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         .with_metric_logger(FileMetricLogger::new(run.logs()))
         .with_metric_logger(
             CsvMetricLogger::new(ledger.clone(), config.epochs, plain.clone())
-                .with_interrupter(interrupter.clone(), divergence.clone()),
+                .with_interrupter(learner_stop.clone(), divergence.clone())
+                .with_stop_requests(stop_requests.clone()),
         )
         .with_custom_checkpointers(
             AtomicFileCheckpointer::new(&checkpoints, "model", ledger.clone())?,
@@ -215,12 +298,17 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
             AtomicFileCheckpointer::new(&checkpoints, "scheduler", ledger.clone())?,
         )
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-        .num_epochs(config.epochs)
-        .summary();
-    if !options.tui {
+        .num_epochs(config.epochs);
+    if leader {
+        training = training.summary();
+    }
+    if !tui {
         training = training.renderer(Box::new(PlainRenderer::new(plain.clone())));
+        let ranks = distributed.map_or(String::new(), |d| {
+            format!(" ({} ranks, each its share of a batch)", d.size())
+        });
         plain.emit(&format!(
-            "run {}: {} on {}, {} training items, batch {}",
+            "run {}: {} on {}{ranks}, {} training items, batch {}",
             run.root().display(),
             config.optimizer.name(),
             config.backend,
@@ -232,7 +320,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         training = training.checkpoint(epoch);
     }
 
-    let signals = StopOnSignals::install(interrupter, options.tui).map_err(TrainError::Signals)?;
+    let signals = StopOnSignals::install(stop_requests, tui).map_err(TrainError::Signals)?;
     let optimizer = crate::optimizer::optimizer(&config);
     let result = training.launch(Learner::new(model, optimizer, scheduler));
     drop(signals);
@@ -254,7 +342,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     let diverged = *divergence.lock().expect("not poisoned");
     if let Some(at) = diverged {
         // The record of the last good epoch stays; report on it, then say what happened.
-        report_run::<TrainError>(run, |_| Ok(Some(splits)))?;
+        report(run, splits, distributed)?;
         return Err(TrainError::Diverged {
             at,
             checkpoint: run
@@ -281,15 +369,37 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         write_atomic(&run.model(), &bytes)?;
     }
     // Pictures and report.md, for finished and interrupted runs alike.
-    let report = report_run::<TrainError>(run, |_| Ok(Some(splits)))?;
+    let report = report(run, splits, distributed)?;
     Ok(TrainReport {
         history,
         config,
         first_epoch,
         already_finished: false,
         interrupted,
-        report: Some(report),
+        report,
     })
+}
+
+/// `eval.json`, `report.md` and the pictures of the run in `run`, its record scored on
+/// `splits`; with other ranks, each scores its share of every split (from its own folder's
+/// record, the same weights as rank 0's), and rank 0 alone writes the report.
+fn report(
+    run: &RunDir,
+    splits: (FashionMnistDataset, FashionMnistDataset),
+    distributed: Option<&Distributed>,
+) -> Result<Option<ReportFiles>, TrainError> {
+    let Some(d) = distributed else {
+        return Ok(Some(report_run::<TrainError>(run, |_| Ok(Some(splits)))?));
+    };
+    // Every rank has a record or none alike: the same checkpoints, the same end.
+    if record_path(run).is_ok() {
+        let loaded = load_model(run, None)?;
+        evaluate_shared(run, &loaded, &splits.0, &splits.1, d)?;
+    }
+    if d.rank() != 0 {
+        return Ok(None);
+    }
+    Ok(Some(report_run::<TrainError>(run, |_| Ok(None))?))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use fashion_mixer_model::Model;
 use fashion_mixer_run::TrainingConfig;
 
 use crate::distill::Distill;
+use crate::distributed::Distributed;
 use crate::ema::Ema;
 
 /// The model as the Learner trains it: the classifier, its training loss and, when on, the
@@ -24,6 +25,9 @@ pub struct TrainingModel {
     /// The teacher whose soft targets join the training loss, when distilling (not recorded).
     #[module(skip)]
     pub distill: Option<Distill>,
+    /// The other ranks, when training is spread over processes (not recorded).
+    #[module(skip)]
+    pub distributed: Option<Distributed>,
 }
 
 impl TrainingModel {
@@ -47,6 +51,7 @@ impl TrainingModel {
             label_smoothing,
             ema: None,
             distill: None,
+            distributed: None,
         }
     }
 
@@ -54,6 +59,13 @@ impl TrainingModel {
     /// current weights); `decay` 0 keeps none.
     pub fn with_ema(mut self, decay: f64) -> Self {
         self.ema = (decay > 0.0).then(|| Ema::new(&self.model, decay as f32));
+        self
+    }
+
+    /// The same, each step over this rank's slice of the batch and its gradients summed over
+    /// the ranks of `distributed`.
+    pub fn with_distributed(mut self, distributed: Option<Distributed>) -> Self {
+        self.distributed = distributed;
         self
     }
 

@@ -3,7 +3,9 @@
 mod backend_wgpu;
 mod bad_input;
 mod cli;
+mod cluster;
 mod common;
+mod distributed;
 mod interop;
 mod interrupt;
 mod presets;

@@ -148,3 +148,75 @@ fn a_two_point_sweep_trains_both_and_runs_lists_them() {
         "{listing}"
     );
 }
+
+/// Two shards of one sweep, started together on one folder, train each of the grid's four
+/// points exactly once between them; the summary holds every point, and `runs` lists them all.
+#[test]
+fn two_shards_train_every_point_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 256, 64).unwrap();
+    let folder = tmp.path().join("runs/sweep");
+    let shard = |k: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "sweep",
+                "--set",
+                "lr=1e-3,3e-3",
+                "--seeds",
+                "1,2",
+                "--epochs",
+                "1",
+            ])
+            .args(["--offline", "--shard", k, "--data-dir"])
+            .arg(&data)
+            .arg("--artifacts")
+            .arg(&folder)
+            .env("RAYON_NUM_THREADS", "1")
+            .env_remove("FASHION_MNIST_DIR")
+            .output()
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| shard("0/2").unwrap());
+        let second = scope.spawn(|| shard("1/2").unwrap());
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    let mut trained = Vec::new();
+    for out in [&first, &second] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.matches("== run ").count(), 2, "{stdout}");
+        trained.extend(
+            stdout
+                .lines()
+                .filter(|l| l.contains(" trained "))
+                .map(|l| l.split_whitespace().next().unwrap().to_string()),
+        );
+    }
+    trained.sort();
+    let points = [
+        "lr1e-3-seed1",
+        "lr1e-3-seed2",
+        "lr3e-3-seed1",
+        "lr3e-3-seed2",
+    ];
+    assert_eq!(trained, points, "each point trained by one shard");
+    for point in points {
+        let rows =
+            fashion_mixer_run::metrics::read_metrics(&folder.join(point).join("metrics.csv"));
+        assert_eq!(rows.unwrap().len(), 1, "{point}: one epoch, trained once");
+    }
+    // Whichever shard ended last wrote the summary of the whole grid.
+    let summary = std::fs::read_to_string(folder.join("summary.md")).unwrap();
+    for point in points {
+        assert!(summary.contains(&format!("| {point} |")), "{summary}");
+    }
+    let out = xtask(&["runs", "--root", tmp.path().join("runs").to_str().unwrap()]);
+    let listing = text(&out.stdout);
+    for point in points {
+        assert!(
+            row(&listing, &format!("sweep/{point}")).contains("finished"),
+            "{listing}"
+        );
+    }
+}

@@ -26,11 +26,11 @@ const WGPU_ENTRIES: &[&str] = &[
     "turso",
 ];
 
-/// The packages `cargo tree` prints for the workspace's `selection` (`--workspace`, or `-p` and a
-/// package) with `args`: name and version.
-fn tree(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<(String, String)> {
+/// The lines `cargo tree` prints for the workspace's `selection` (`--workspace`, or `-p` and a
+/// package) with `args`, one package a line in `format`.
+fn tree_lines(root: &Path, selection: &[&str], args: &[&str], format: &str) -> Vec<String> {
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--prefix", "none", "--format", "{p}"])
+        .args(["tree", "--prefix", "none", "--format", format])
         .args(selection)
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
@@ -44,6 +44,17 @@ fn tree(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<(String, Str
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The packages `cargo tree` prints for the workspace's `selection` with `args`: name and
+/// version.
+fn tree(root: &Path, selection: &[&str], args: &[&str]) -> BTreeSet<(String, String)> {
+    let mut args = args.to_vec();
+    args.push("--offline");
+    tree_lines(root, selection, &args, "{p}")
+        .iter()
         .filter_map(|l| {
             let mut words = l.split_whitespace();
             let name = words.next()?.to_owned();
@@ -264,4 +275,48 @@ fn never_run_crates_are_called_only_from_optimised_crates() {
             );
         }
     }
+}
+
+/// `cargo tree -p xtask` with each crate's features (`name version features`, one a line), the
+/// `mpi` feature on or not; resolved from the registry where a crate of the MPI build is not in
+/// the local cache yet.
+fn features(root: &Path, mpi: bool) -> BTreeSet<String> {
+    let mut args = vec!["--edges", "normal,build"];
+    if mpi {
+        args.extend(["--features", "mpi"]);
+    }
+    tree_lines(root, &["-p", "xtask"], &args, "{p} {f}")
+        .into_iter()
+        .map(|l| l.trim_end_matches(" (*)").to_string())
+        .collect()
+}
+
+/// The `mpi` feature (`cargo xtask-mpi`) adds MPI's crates and changes no feature of any crate
+/// the default build has (a crate compiled with other features is compiled again, and with it
+/// everything above it: Burn), so the MPI build shares the one Burn build.
+#[test]
+fn the_mpi_build_changes_no_crate_of_the_default_build() {
+    let root = fashion_mixer_data::testing::workspace_root();
+    let (plain, mpi) = (features(&root, false), features(&root, true));
+    let name = |line: &str| {
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let ours = ["fashion-mixer-train", "xtask"];
+    for line in &plain {
+        if ours.iter().any(|o| line.starts_with(&format!("{o} "))) {
+            continue;
+        }
+        assert!(
+            mpi.contains(line),
+            "the mpi build changes {}: {line:?} becomes {:?}",
+            name(line),
+            mpi.iter()
+                .filter(|m| name(m) == name(line))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(mpi.iter().any(|l| l.starts_with("mpi ")), "{mpi:?}");
 }

@@ -16,7 +16,7 @@ fn bench_reports_positive_rates() {
         warmup: 1,
         repeats: 2,
     };
-    let report = bench(&config, &data, options).unwrap();
+    let report = bench(&config, &data, options, None).unwrap();
     assert_eq!(report.backend, "flex");
     assert_eq!(report.batch_size, 32);
     for value in [

@@ -31,5 +31,6 @@ pub fn quiet(
         resume: false,
         tui: false,
         progress: fashion_mixer_run::Progress::silent(),
+        distributed: None,
     }
 }

@@ -1,0 +1,492 @@
+//! Data parallelism across processes: every process (a rank) trains the same model from the
+//! same seed on the same global batches, takes its slice of each, and the slices' gradients are
+//! summed with one reduction per step, so every rank applies the update of the whole batch.
+//!
+//! The transport is a [`Collective`] (MPI in `mpi.rs`, behind the `mpi` feature); this module
+//! holds what does not depend on it: which slice is a rank's, the one flat buffer a step
+//! reduces (every gradient, the batch's logits and loss, the ranks' stop requests), and the
+//! checks that the ranks started alike.
+//!
+//! A step's buffer carries each rank's stop request (Ctrl-C, a file that could not be written,
+//! a diverged loss): a request on any rank stops every rank after that same step, so no rank
+//! waits for a reduction the others never join.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burn::data::dataset::Dataset;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::train::{ClassificationOutput, Interrupter, TrainOutput};
+use fashion_mixer_data::FashionMnistDataset;
+use fashion_mixer_run::evaluation::Reduce;
+use fashion_mixer_run::run_dir::{CHECKPOINT_KINDS, checkpoint_file, save_config, write_atomic};
+use fashion_mixer_run::{RunDir, TrainingConfig};
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DistributedError, TrainError};
+
+/// The processes training together, as a step meets them. Every method is a collective: every
+/// rank calls it, in the same order, with buffers of the same length.
+pub trait Collective: Send + Sync {
+    /// This process's place among them, 0 first; rank 0 writes the run's files.
+    fn rank(&self) -> usize;
+    /// How many processes train together.
+    fn size(&self) -> usize;
+    /// Sums `values` over every rank, in place, on every rank.
+    fn sum_f32(&self, values: &mut [f32]);
+    /// Sums `values` over every rank, in place, on every rank.
+    fn sum_f64(&self, values: &mut [f64]);
+    /// Rank 0's `bytes` on every rank (the others' are replaced).
+    fn broadcast(&self, bytes: &mut Vec<u8>);
+    /// Every rank's `bytes`, all of the same length, in rank order.
+    fn gather(&self, bytes: &[u8]) -> Vec<Vec<u8>>;
+    /// Ends every process of the job now, with `code` (after a failure this rank alone met).
+    fn abort(&self, code: i32) -> !;
+}
+
+/// The slice of `items` (a batch's, a split's) that `rank` of `size` takes: equal ranges in rank
+/// order, as [`fashion_mixer_model::BatchSplit`] cuts a batch over the cores.
+pub fn part(items: usize, rank: usize, size: usize) -> Range<usize> {
+    rank * items / size..(rank + 1) * items / size
+}
+
+/// What the reductions of a run have cost: how many, their bytes and their time (waiting for
+/// the slowest rank included).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReduceStats {
+    /// Reductions made.
+    pub count: usize,
+    /// `f32` bytes reduced, all of them together.
+    pub bytes: usize,
+    /// Time in them.
+    pub time: Duration,
+}
+
+/// A training's place among the ranks, as the model being trained holds it: the collective,
+/// the stop requests of this rank, and the Learner's stop, which every rank sets after the same
+/// step.
+#[derive(Clone)]
+pub struct Distributed {
+    collective: Arc<dyn Collective>,
+    /// Stop requests of this rank (Ctrl-C, a failed write, divergence): carried by the next
+    /// reduction.
+    requests: Interrupter,
+    /// The Learner's interrupter: stopped on every rank once any rank has asked.
+    learner: Interrupter,
+    stats: Arc<Mutex<ReduceStats>>,
+}
+
+impl fmt::Debug for Distributed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Distributed")
+            .field("rank", &self.rank())
+            .field("size", &self.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Distributed {
+    /// Training over `collective`: stop requests go to [`Self::requests`], and the Learner
+    /// watches [`Self::learner`].
+    pub fn new(collective: Arc<dyn Collective>) -> Self {
+        Self {
+            collective,
+            requests: Interrupter::new(),
+            learner: Interrupter::new(),
+            stats: Arc::default(),
+        }
+    }
+
+    /// This rank.
+    pub fn rank(&self) -> usize {
+        self.collective.rank()
+    }
+
+    /// How many ranks.
+    pub fn size(&self) -> usize {
+        self.collective.size()
+    }
+
+    /// The collective itself.
+    pub fn collective(&self) -> &Arc<dyn Collective> {
+        &self.collective
+    }
+
+    /// Where this rank's stop requests go.
+    pub fn requests(&self) -> &Interrupter {
+        &self.requests
+    }
+
+    /// The interrupter the Learner watches.
+    pub fn learner(&self) -> &Interrupter {
+        &self.learner
+    }
+
+    /// The reductions so far.
+    pub fn stats(&self) -> ReduceStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This rank's slice of `items`.
+    pub fn part(&self, items: usize) -> Range<usize> {
+        part(items, self.rank(), self.size())
+    }
+
+    /// Sums `buffer` over the ranks, with this rank's stop request as its last value; after it,
+    /// stops the Learner when any rank asked.
+    fn reduce(&self, buffer: &mut Vec<f32>) {
+        buffer.push(if self.requests.should_stop() {
+            1.0
+        } else {
+            0.0
+        });
+        let start = Instant::now();
+        self.collective.sum_f32(buffer);
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.count += 1;
+        stats.bytes += buffer.len() * size_of::<f32>();
+        stats.time += start.elapsed();
+        drop(stats);
+        if buffer.pop().is_some_and(|stops| stops > 0.0) && !self.learner.should_stop() {
+            self.learner.stop(Some(
+                "stopped on a rank (Ctrl-C, a failed write or divergence)",
+            ));
+        }
+    }
+
+    /// The whole batch's training output from this rank's, `local` (the gradients of its
+    /// slice's loss, weighted by the slice's share of the batch; its logits of `classes` classes
+    /// and weighted loss), for `model` (whose parameters say the gradients' order): every
+    /// gradient summed over the ranks, the batch's logits gathered, its loss summed; `targets`
+    /// are the whole batch's.
+    /// `local` is `None` where this rank's slice is empty (a batch smaller than the ranks).
+    pub fn reduce_training<M: Module>(
+        &self,
+        model: &M,
+        local: Option<TrainOutput<ClassificationOutput>>,
+        targets: Tensor<1, Int>,
+        classes: usize,
+    ) -> TrainOutput<ClassificationOutput> {
+        let (mut grads, item) = match local {
+            Some(TrainOutput { grads, item }) => (grads, Some(item)),
+            None => (GradientsParams::new(), None),
+        };
+        let mut flat = Flatten {
+            grads: &mut grads,
+            values: Vec::new(),
+            layout: Vec::new(),
+        };
+        model.visit(&mut flat);
+        let Flatten {
+            values: mut buffer,
+            layout,
+            ..
+        } = flat;
+        let gradients = buffer.len();
+        let item = self.reduce_item(item, targets, &mut buffer, gradients, classes);
+        let mut grads = GradientsParams::new();
+        model.visit(&mut Unflatten {
+            grads: &mut grads,
+            values: &buffer[..gradients],
+            layout: &layout,
+        });
+        TrainOutput { grads, item }
+    }
+
+    /// The whole batch's validation output from this rank's slice's, `local` (its logits of
+    /// `classes` classes and its loss weighted by its share of the batch; `None` for an empty
+    /// slice); `targets` are the whole batch's.
+    pub fn reduce_inference(
+        &self,
+        local: Option<ClassificationOutput>,
+        targets: Tensor<1, Int>,
+        classes: usize,
+    ) -> ClassificationOutput {
+        self.reduce_item(local, targets, &mut Vec::new(), 0, classes)
+    }
+
+    /// Appends this rank's logits (in its slice's rows of a zeroed `[items, classes]`) and loss
+    /// to `buffer` (which holds `offset` values before them), reduces it, and reads the whole
+    /// batch's logits and loss back.
+    fn reduce_item(
+        &self,
+        local: Option<ClassificationOutput>,
+        targets: Tensor<1, Int>,
+        buffer: &mut Vec<f32>,
+        offset: usize,
+        classes: usize,
+    ) -> ClassificationOutput {
+        let device = targets.device();
+        let items = targets.dims()[0];
+        let mine = self.part(items);
+        buffer.resize(offset + items * classes, 0.0);
+        let mut loss = 0.0f32;
+        if let Some(local) = local {
+            let logits = local.output.into_data().convert::<f32>();
+            let logits = logits.as_slice::<f32>().expect("f32 logits");
+            buffer[offset + mine.start * classes..][..mine.len() * classes].copy_from_slice(logits);
+            loss = local.loss.into_scalar::<f32>();
+        }
+        buffer.push(loss);
+        self.reduce(buffer);
+        let loss = buffer[offset + items * classes];
+        let output = buffer[offset..offset + items * classes].to_vec();
+        ClassificationOutput {
+            loss: Tensor::from_data(TensorData::new(vec![loss], [1]), &device),
+            output: Tensor::from_data(TensorData::new(output, [items, classes]), &device),
+            targets,
+        }
+    }
+
+    /// Sums `values` over the ranks (an evaluation's counts and losses).
+    pub fn sum_f64(&self, values: &mut [f64]) {
+        self.collective.sum_f64(values);
+    }
+}
+
+/// Where a training starts, as rank 0 found it: its configuration, the checkpoint it resumes
+/// from, whether it had finished, and the run's files the others need to resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Start {
+    /// The configuration (a resumed run's own).
+    pub config: TrainingConfig,
+    /// The epoch of the checkpoint training resumes from.
+    pub checkpoint: Option<usize>,
+    /// The run had finished: nothing to do.
+    pub finished: bool,
+    /// Files of the run, by their path in it, that a resumed training reads: `metrics.csv` and
+    /// the checkpoint's records.
+    #[serde(skip)]
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl Start {
+    /// The start of a resumed run in `run` from `checkpoint`, with the files a rank needs.
+    pub(crate) fn resumed(
+        config: TrainingConfig,
+        run: &RunDir,
+        checkpoint: Option<usize>,
+    ) -> Result<Self, TrainError> {
+        let mut paths = vec![run.metrics()];
+        if let Some(epoch) = checkpoint {
+            for kind in CHECKPOINT_KINDS {
+                paths.push(run.checkpoints().join(checkpoint_file(kind, epoch)));
+            }
+        }
+        let mut files = Vec::new();
+        for path in paths.into_iter().filter(|p| p.is_file()) {
+            let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+            let name = path.strip_prefix(run.root()).unwrap_or(&path).to_path_buf();
+            files.push((name, bytes));
+        }
+        Ok(Self {
+            config,
+            checkpoint,
+            finished: false,
+            files,
+        })
+    }
+}
+
+/// A [`Start`] (or rank 0's failure) as bytes: a JSON header, then each file's bytes.
+fn encode(start: Option<&Start>) -> Vec<u8> {
+    let names: Vec<(String, usize)> = start
+        .map(|s| {
+            s.files
+                .iter()
+                .map(|(name, bytes)| (name.to_string_lossy().into_owned(), bytes.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let header = serde_json::json!({ "start": start, "files": names }).to_string();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    for (_, file) in start.map_or(&[][..], |s| &s.files[..]) {
+        bytes.extend_from_slice(file);
+    }
+    bytes
+}
+
+/// [`encode`]'s bytes back.
+fn decode(bytes: &[u8]) -> Option<Start> {
+    let length = u64::from_le_bytes(*bytes.first_chunk::<8>()?) as usize;
+    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + length)?).ok()?;
+    let mut start: Start = serde_json::from_value(header["start"].clone()).ok()?;
+    let names: Vec<(String, usize)> = serde_json::from_value(header["files"].clone()).ok()?;
+    let mut at = 8 + length;
+    for (name, size) in names {
+        start
+            .files
+            .push((PathBuf::from(name), bytes.get(at..at + size)?.to_vec()));
+        at += size;
+    }
+    Some(start)
+}
+
+impl Distributed {
+    /// Rank 0: tells the other ranks where training starts, or that it does not.
+    pub(crate) fn send_start(&self, start: Option<&Start>) {
+        let mut bytes = encode(start);
+        self.collective.broadcast(&mut bytes);
+    }
+
+    /// The other ranks: where rank 0 starts; a resumed run's files are written into `run`
+    /// (this rank's own folder).
+    pub(crate) fn receive_start(&self, run: &RunDir) -> Result<Start, TrainError> {
+        let mut bytes = Vec::new();
+        self.collective.broadcast(&mut bytes);
+        let start = decode(&bytes).ok_or(DistributedError::StartFailedOnRankZero)?;
+        for (name, file) in &start.files {
+            let path = run.root().join(name);
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder).map_err(|e| TrainError::io(folder, e))?;
+            }
+            write_atomic(&path, file)?;
+        }
+        if !start.files.is_empty() {
+            save_config(run, &start.config)?;
+        }
+        Ok(start)
+    }
+
+    /// Checks, on every rank alike, that the ranks can train together: the same configuration
+    /// and data as rank 0's, no data-loading threads, and an item of each batch for each rank.
+    pub(crate) fn check_alike(
+        &self,
+        config: &TrainingConfig,
+        train: &FashionMnistDataset,
+        test: &FashionMnistDataset,
+    ) -> Result<(), DistributedError> {
+        let settings = Md5::digest(serde_json::to_vec(config).expect("a config serialises"));
+        let mut data = Md5::new();
+        for set in [train, test] {
+            data.update(set.labels());
+            for i in 0..set.len() {
+                data.update(set.image(i));
+            }
+        }
+        let mut mine = settings.to_vec();
+        mine.extend_from_slice(&data.finalize());
+        let all = self.collective.gather(&mine);
+        let differing = |range: Range<usize>| -> Vec<usize> {
+            (1..all.len())
+                .filter(|&r| all[r][range.clone()] != all[0][range.clone()])
+                .collect()
+        };
+        let configs = differing(0..16);
+        if !configs.is_empty() {
+            return Err(DistributedError::Configurations(configs));
+        }
+        let data = differing(16..32);
+        if !data.is_empty() {
+            return Err(DistributedError::Data(data));
+        }
+        if config.workers > 0 {
+            return Err(DistributedError::Workers);
+        }
+        if config.batch_size < self.size() {
+            return Err(DistributedError::BatchTooSmall {
+                batch: config.batch_size,
+                ranks: self.size(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Reduce for Distributed {
+    fn part(&self, items: usize) -> Range<usize> {
+        Distributed::part(self, items)
+    }
+
+    fn sum(&self, values: &mut [f64]) {
+        self.sum_f64(values);
+    }
+}
+
+/// Appends each parameter's gradient (zeros where this rank has none) to `values`, in the
+/// model's order, with one more value per parameter saying whether it had one: a parameter no
+/// rank has a gradient for gets none back.
+struct Flatten<'a> {
+    grads: &'a mut GradientsParams,
+    values: Vec<f32>,
+    /// Each parameter: its id, shape and device, and where its gradient begins in `values`.
+    layout: Vec<(ParamId, Vec<usize>, Device, usize)>,
+}
+
+impl ModuleVisitor for Flatten<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !param.is_require_grad() {
+            return;
+        }
+        let start = self.values.len();
+        let value = param.val();
+        let (dims, numel) = (value.dims().to_vec(), value.shape().num_elements());
+        match self.grads.remove::<D>(param.id) {
+            Some(grad) => {
+                let device = grad.device();
+                let data = grad.into_data().convert::<f32>();
+                self.values
+                    .extend_from_slice(data.as_slice::<f32>().expect("f32 gradients"));
+                self.values.push(1.0);
+                self.layout.push((param.id, dims, device, start));
+            }
+            None => {
+                let device = value.device().without_autodiff();
+                self.values.extend(std::iter::repeat_n(0.0, numel));
+                self.values.push(0.0);
+                self.layout.push((param.id, dims, device, start));
+            }
+        }
+    }
+}
+
+/// Registers each parameter's summed gradient from `values`, as [`Flatten`] laid them out.
+struct Unflatten<'a> {
+    grads: &'a mut GradientsParams,
+    values: &'a [f32],
+    layout: &'a [(ParamId, Vec<usize>, Device, usize)],
+}
+
+impl ModuleVisitor for Unflatten<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some((_, dims, device, start)) = self.layout.iter().find(|(id, ..)| *id == param.id)
+        else {
+            return;
+        };
+        let numel: usize = dims.iter().product();
+        if self.values[start + numel] == 0.0 {
+            return; // no rank had a gradient for it
+        }
+        let values = self.values[*start..start + numel].to_vec();
+        let grad = Tensor::<D>::from_data(TensorData::new(values, dims.clone()), device);
+        self.grads.register::<D>(param.id, grad);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_the_items_in_rank_order() {
+        for (items, size) in [(256, 2), (96, 3), (5, 4), (3, 8)] {
+            let ranges: Vec<_> = (0..size).map(|r| part(items, r, size)).collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[size - 1].end, items);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+            }
+            let (min, max) = ranges.iter().fold((usize::MAX, 0), |(lo, hi), r| {
+                (lo.min(r.len()), hi.max(r.len()))
+            });
+            assert!(max - min <= 1, "{items} over {size}: {ranges:?}");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! MPI as a [`Collective`]: the ranks `mpirun` or Slurm's
+//! `srun` started, over whatever transport MPI chooses (shared memory on one machine, TCP or
+//! InfiniBand between machines). Built with the `mpi` feature (rsmpi, over the system's MPI:
+//! OpenMPI or MPICH).
+//!
+//! MPI's handles may not leave the thread that started MPI, so one thread of its own makes
+//! every MPI call (MPI's "funneled" mode); a collective hands it each buffer and waits for the
+//! result. MPI ends when the [`MpiCollective`] is dropped.
+
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use mpi::Threading;
+use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::topology::{Communicator, SimpleCommunicator};
+
+use crate::distributed::Collective;
+
+/// What the MPI thread is asked to do; each answers on its channel.
+enum Call {
+    SumF32(Vec<f32>, Sender<Vec<f32>>),
+    SumF64(Vec<f64>, Sender<Vec<f64>>),
+    Broadcast(Vec<u8>, Sender<Vec<u8>>),
+    Gather(Vec<u8>, Sender<Vec<Vec<u8>>>),
+    Abort(i32),
+}
+
+/// The ranks of this MPI job.
+pub struct MpiCollective {
+    calls: Mutex<Option<Sender<Call>>>,
+    thread: Option<JoinHandle<()>>,
+    rank: usize,
+    size: usize,
+}
+
+/// MPI could not start (not run under `mpirun` or `srun`, or no MPI library).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "MPI could not start: run the command under `mpirun -np N` or Slurm's `srun`, with OpenMPI or MPICH installed"
+)]
+pub struct MpiUnavailable;
+
+impl MpiCollective {
+    /// Joins the job's ranks (MPI starts on a thread of its own).
+    pub fn start() -> Result<Self, MpiUnavailable> {
+        let (calls, queue) = mpsc::channel::<Call>();
+        let (started, place) = mpsc::channel::<Option<(usize, usize)>>();
+        let thread = std::thread::Builder::new()
+            .name("mpi".into())
+            .spawn(move || {
+                let Some((universe, _)) = mpi::initialize_with_threading(Threading::Funneled)
+                else {
+                    let _ = started.send(None);
+                    return;
+                };
+                let world = universe.world();
+                let _ = started.send(Some((world.rank() as usize, world.size() as usize)));
+                serve(&world, queue);
+                drop(universe); // MPI_Finalize
+            })
+            .map_err(|_| MpiUnavailable)?;
+        match place.recv() {
+            Ok(Some((rank, size))) => Ok(Self {
+                calls: Mutex::new(Some(calls)),
+                thread: Some(thread),
+                rank,
+                size,
+            }),
+            _ => {
+                let _ = thread.join();
+                Err(MpiUnavailable)
+            }
+        }
+    }
+
+    /// Hands `call` to the MPI thread and waits for its answer on `answer`.
+    fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> T {
+        let (reply, answer) = mpsc::channel();
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let calls = calls.as_ref().expect("MPI is running until dropped");
+        calls.send(call(reply)).expect("the MPI thread runs");
+        answer.recv().expect("the MPI thread answers")
+    }
+}
+
+/// Makes each call asked for, until the last sender is gone.
+fn serve(world: &SimpleCommunicator, queue: Receiver<Call>) {
+    let root = world.process_at_rank(0);
+    for call in queue {
+        match call {
+            Call::SumF32(send, reply) => {
+                let mut sum = vec![0.0f32; send.len()];
+                world.all_reduce_into(&send[..], &mut sum[..], SystemOperation::sum());
+                let _ = reply.send(sum);
+            }
+            Call::SumF64(send, reply) => {
+                let mut sum = vec![0.0f64; send.len()];
+                world.all_reduce_into(&send[..], &mut sum[..], SystemOperation::sum());
+                let _ = reply.send(sum);
+            }
+            Call::Broadcast(mut bytes, reply) => {
+                let mut length = [bytes.len() as u64];
+                root.broadcast_into(&mut length[..]);
+                bytes.resize(length[0] as usize, 0);
+                root.broadcast_into(&mut bytes[..]);
+                let _ = reply.send(bytes);
+            }
+            Call::Gather(bytes, reply) => {
+                let size = world.size() as usize;
+                let mut all = vec![0u8; bytes.len() * size];
+                world.all_gather_into(&bytes[..], &mut all[..]);
+                let each = all
+                    .chunks_exact(bytes.len().max(1))
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>();
+                let _ = reply.send(if bytes.is_empty() {
+                    vec![Vec::new(); size]
+                } else {
+                    each
+                });
+            }
+            Call::Abort(code) => world.abort(code),
+        }
+    }
+}
+
+impl Collective for MpiCollective {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn sum_f32(&self, values: &mut [f32]) {
+        let sum = self.call(|reply| Call::SumF32(values.to_vec(), reply));
+        values.copy_from_slice(&sum);
+    }
+
+    fn sum_f64(&self, values: &mut [f64]) {
+        let sum = self.call(|reply| Call::SumF64(values.to_vec(), reply));
+        values.copy_from_slice(&sum);
+    }
+
+    fn broadcast(&self, bytes: &mut Vec<u8>) {
+        *bytes = self.call(|reply| Call::Broadcast(std::mem::take(bytes), reply));
+    }
+
+    fn gather(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        self.call(|reply| Call::Gather(bytes.to_vec(), reply))
+    }
+
+    fn abort(&self, code: i32) -> ! {
+        if let Some(calls) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = calls.send(Call::Abort(code));
+        }
+        // MPI ends the process; should it not, end it here.
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        std::process::exit(code)
+    }
+}
+
+impl Drop for MpiCollective {
+    /// Ends MPI (every rank does, after its last collective).
+    fn drop(&mut self) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

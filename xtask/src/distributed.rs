@@ -1,0 +1,97 @@
+//! `--distributed`: the ranks `mpirun` or Slurm's `srun` started, joined over MPI (the `mpi`
+//! feature). Rank 0 writes the run folder and prints; the other ranks train into a temporary
+//! folder of their own and print nothing unless they fail. A failure that only one rank meets
+//! ends every rank at once (MPI's abort), with one line naming the rank.
+
+/// What `--distributed` says in a build without the `mpi` feature.
+#[cfg(not(feature = "mpi"))]
+pub const NOT_BUILT: &str = "--distributed needs the MPI build: install MPI (`apt-get install -y \
+    openmpi-bin libopenmpi-dev libclang-dev`), then start the ranks with `mpirun -np N cargo \
+    xtask-mpi train --distributed ...` (`cargo xtask-mpi` builds it with the `mpi` feature; \
+    docs/distributed.md)";
+
+#[cfg(feature = "mpi")]
+pub use with_mpi::*;
+
+#[cfg(feature = "mpi")]
+mod with_mpi {
+    use std::sync::Arc;
+
+    use anyhow::Result;
+    use fashion_mixer_run::{Progress, RunDir};
+    use fashion_mixer_train::TrainError;
+    use fashion_mixer_train::distributed::{Collective, Distributed};
+    use fashion_mixer_train::mpi::MpiCollective;
+
+    use crate::SaidElsewhere;
+
+    /// This process's place among the ranks, over MPI.
+    pub struct Rank {
+        collective: Arc<MpiCollective>,
+        /// The folder a rank other than 0 trains into, removed when it ends.
+        scratch: Option<tempfile::TempDir>,
+    }
+
+    impl Rank {
+        /// Joins the ranks.
+        pub fn join() -> Result<Self> {
+            let collective = Arc::new(MpiCollective::start()?);
+            Ok(Self {
+                collective,
+                scratch: None,
+            })
+        }
+
+        /// This rank, 0 first.
+        pub fn rank(&self) -> usize {
+            self.collective.rank()
+        }
+
+        /// Whether this rank speaks and writes the run (rank 0).
+        pub fn leads(&self) -> bool {
+            self.rank() == 0
+        }
+
+        /// What training holds of the ranks.
+        pub fn distributed(&self) -> Distributed {
+            let collective: Arc<dyn Collective> = Arc::clone(&self.collective) as _;
+            Distributed::new(collective)
+        }
+
+        /// The folder this rank writes: the run's for rank 0, a temporary one for the others.
+        pub fn folder(&mut self, run: &RunDir) -> Result<RunDir> {
+            if self.leads() {
+                return Ok(run.clone());
+            }
+            let scratch = tempfile::Builder::new()
+                .prefix(&format!("fashion-mixer-rank{}-", self.rank()))
+                .tempdir()?;
+            let folder = RunDir::new(scratch.path().join("run"));
+            self.scratch = Some(scratch);
+            Ok(folder)
+        }
+
+        /// Where this rank's messages go: rank 0's to stdout, the others' nowhere.
+        pub fn progress(&self) -> Progress {
+            if self.leads() {
+                Progress::new(|line| crate::print_line(format_args!("{line}")))
+            } else {
+                Progress::silent()
+            }
+        }
+
+        /// What becomes of a training's error: one every rank meets alike is rank 0's to say
+        /// and end with (the others end quietly); any other is said with this rank's number,
+        /// and ends every rank now.
+        pub fn fail(&self, error: TrainError) -> anyhow::Error {
+            if error.is_shared() {
+                if self.leads() {
+                    return error.into();
+                }
+                return SaidElsewhere.into();
+            }
+            eprintln!("error: rank {}: {error}", self.rank());
+            self.collective.abort(2)
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Data-parallel training over MPI (`train --distributed`, the `xtask-mpi` build), on generated
+//! data: two ranks end with the weights of one process that trains on the same global batches
+//! (over shared memory and over TCP, as between machines), Ctrl-C stops both ranks cleanly and
+//! a killed rank ends the job within seconds, the run resuming from its last checkpoint either
+//! way; the ranks' bad starts are one line each with nothing written. MPI comes from Debian
+//! (`apt-get install -y openmpi-bin libopenmpi-dev libclang-dev`): SKIPPED without it, a
+//! failure under CI.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use fashion_mixer_data::synthetic;
+use fashion_mixer_data::testing::{skip, workspace_root};
+use fashion_mixer_run::RunDir;
+use fashion_mixer_run::inference::load_model;
+use fashion_mixer_run::metrics::read_metrics;
+
+use crate::common::{assert_user_error, xtask};
+
+/// How to install what these tests need.
+const INSTALL: &str = "apt-get install -y openmpi-bin libopenmpi-dev libclang-dev";
+
+/// The `xtask-mpi` binary, built for these tests (the `mpi` feature, into the same target
+/// folder, which leaves `xtask` as it is); `None` after [`skip`] when MPI is not installed.
+pub fn mpi_xtask() -> Option<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let found = Command::new("mpirun").arg("--version").output();
+        if !found.is_ok_and(|o| o.status.success()) {
+            return Err(format!("MPI is not installed (no mpirun): `{INSTALL}`"));
+        }
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args([
+                "build",
+                "-p",
+                "xtask",
+                "--features",
+                "mpi",
+                "--bin",
+                "xtask-mpi",
+            ])
+            .arg("--message-format=json")
+            .current_dir(workspace_root())
+            .stderr(Stdio::inherit());
+        // Not the variables Cargo set for this test: build scripts would see another
+        // environment than `cargo xtask-mpi`'s and build again.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_") && !matches!(&*name, "CARGO_HOME" | "CARGO_TARGET_DIR") {
+                build.env_remove(&*name);
+            }
+        }
+        let out = build.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let executable = stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|m| m["target"]["name"] == "xtask-mpi")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from));
+        match (out.status.success(), executable) {
+            (true, Some(path)) => Ok(path),
+            _ => Err(format!(
+                "the MPI build (`cargo build -p xtask --features mpi --bin xtask-mpi`) failed; \
+                 is MPI installed? `{INSTALL}`"
+            )),
+        }
+    });
+    match built {
+        Ok(path) => Some(path.clone()),
+        Err(missing) => {
+            skip(missing);
+            None
+        }
+    }
+}
+
+/// `mpirun` for `ranks` processes on this machine (as root too), each with one thread, over
+/// the transport the `mca` settings choose (shared memory by default).
+pub fn mpirun(ranks: usize, mca: &[&str]) -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("FASHION_MNIST_DIR")
+        .args([
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            "-x",
+            "RAYON_NUM_THREADS",
+        ])
+        // In containers the kernel may refuse cross-process memory access (CMA).
+        .args(["--mca", "btl_vader_single_copy_mechanism", "none"])
+        .args(["-np", &ranks.to_string()]);
+    for pair in mca.chunks(2) {
+        command.args(["--mca", pair[0], pair[1]]);
+    }
+    command
+}
+
+/// A small model and a short run (`epochs` of batches of `batch`) on the generated data in
+/// `data`, with every augmentation that draws random numbers on: `train`'s flags.
+fn training(data: &Path, epochs: usize, batch: usize) -> Vec<String> {
+    [
+        "train",
+        "--no-tui",
+        "--offline",
+        "--dim",
+        "16",
+        "--token-hidden",
+        "8",
+        "--channel-hidden",
+        "16",
+        "--batch-size",
+        &batch.to_string(),
+        "--crop-padding",
+        "1",
+        "--horizontal-flip",
+        "--random-erasing",
+        "0.5",
+        "--mixup",
+        "0.2",
+        "--seed",
+        "7",
+        "--epochs",
+        &epochs.to_string(),
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([data.display().to_string()])
+    .collect()
+}
+
+/// Every weight of the run in `run`'s record, by parameter, in the model's order.
+fn weights(run: &Path) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.0.push(data.try_to_vec::<f32>().unwrap());
+        }
+    }
+    let loaded = load_model(&RunDir::new(run), None).unwrap();
+    let mut collect = Collect(Vec::new());
+    loaded.model.visit(&mut collect);
+    collect.0
+}
+
+/// The largest difference between `a` and `b`'s weights, relative to each tensor's largest
+/// magnitude in `b`.
+fn relative_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let scale = y.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
+            let worst = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max);
+            worst / scale
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Runs `command`, failing with its output unless it succeeds.
+fn succeeds(what: &str, command: &mut Command) -> Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Two ranks, one thread each, end an epoch of four steps (random shifts, flips, erasing and
+/// mixup on) with the weights one process of two threads ends it with, over shared memory and
+/// over TCP: within 1e-6 of each tensor's largest weight (the gradients' sums may round in
+/// another order; here they are equal to the bit).
+#[test]
+fn two_ranks_end_with_the_weights_of_one_process() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 512, 128).unwrap();
+    let args = training(&data, 1, 128);
+    let one = tmp.path().join("one");
+    succeeds(
+        "one process",
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(&args)
+            .arg("--artifacts")
+            .arg(&one)
+            .env("RAYON_NUM_THREADS", "2"),
+    );
+    let alone = weights(&one);
+    for (name, mca) in [
+        ("shared-memory", &[][..]),
+        ("tcp", &["btl", "tcp,self"][..]),
+    ] {
+        let run = tmp.path().join(name);
+        let out = succeeds(
+            name,
+            mpirun(2, mca)
+                .arg(&xtask_mpi)
+                .args(&args)
+                .arg("--distributed")
+                .arg("--artifacts")
+                .arg(&run),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("2 ranks"), "{stdout}");
+        assert_eq!(
+            stdout.matches("finished epoch").count(),
+            1,
+            "rank 0 alone: {stdout}"
+        );
+        let difference = relative_difference(&weights(&run), &alone);
+        assert!(difference <= 1e-6, "{name}: {difference}");
+        // Rank 0 wrote the run as one process does.
+        for file in [
+            "config.json",
+            "metrics.csv",
+            "eval.json",
+            "report.md",
+            "model.bpk",
+        ] {
+            assert!(run.join(file).is_file(), "{name}: {file}");
+        }
+    }
+}
+
+/// The pid of rank `rank` of the job training into `run` (its environment names its rank).
+fn rank_pid(run: &Path, rank: usize) -> Option<u32> {
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if !cmdline.contains("xtask-mpi") || !cmdline.contains(&*run.to_string_lossy()) {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let environ = String::from_utf8_lossy(&environ);
+            environ.split('\0').any(|v| v == wanted).then_some(pid)
+        })
+}
+
+/// Waits until `run` holds the checkpoint of `epoch` (at most a minute).
+fn wait_for_checkpoint(run: &Path, epoch: usize) {
+    let record = run.join(format!("checkpoint/model-{epoch}.bpk"));
+    let start = Instant::now();
+    while !record.is_file() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no {record:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits for `child` (at most `limit`); its stderr and how long it took.
+fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+            return (status, stderr, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the job still runs after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two ranks training `epochs` of 64-image batches into `run`, on the data in `run`'s folder's
+/// `data/` (stderr piped; stdout piped when `stdout`), until the first epoch's checkpoint is
+/// written.
+fn started_job(xtask_mpi: &Path, run: &Path, epochs: usize, stdout: bool) -> Child {
+    let data = run.parent().unwrap().join("data");
+    let child = mpirun(2, &[])
+        .arg(xtask_mpi)
+        .args(training(&data, epochs, 64))
+        .args(["--distributed", "--artifacts"])
+        .arg(run)
+        .stdout(if stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(run, 1);
+    child
+}
+
+/// The run in `run` resumes over two ranks and finishes its `epochs`.
+fn resumes(xtask_mpi: &Path, run: &Path, epochs: usize) {
+    let out = succeeds(
+        "resume",
+        mpirun(2, &[])
+            .arg(xtask_mpi)
+            .args([
+                "train",
+                "--no-tui",
+                "--distributed",
+                "--resume",
+                "--offline",
+            ])
+            .arg("--artifacts")
+            .arg(run)
+            .arg("--data-dir")
+            .arg(run.parent().unwrap().join("data")),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("finished epoch"), "{stdout}");
+    let rows = read_metrics(&run.join("metrics.csv")).unwrap();
+    assert_eq!(rows.len(), epochs, "{rows:?}");
+    assert!(run.join("model.bpk").is_file());
+}
+
+/// Killed in the middle of its second epoch, one rank takes the job down within 10 s, with a
+/// line naming the rank; the run then resumes over two ranks from its first epoch's checkpoint
+/// and finishes.
+#[test]
+fn a_killed_rank_ends_the_job_and_the_run_resumes() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 2048, 128).unwrap();
+    let run = tmp.path().join("run");
+    let child = started_job(&xtask_mpi, &run, 3, false);
+    let pid = rank_pid(&run, 1).expect("rank 1 runs");
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, stderr, _) = finish(child, Duration::from_secs(30));
+    let took = killed.elapsed();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the job ended {took:?} after the kill"
+    );
+    assert!(stderr.contains("rank 1"), "{stderr}");
+    let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
+    assert!((1..3).contains(&kept), "{kept} epochs kept");
+    resumes(&xtask_mpi, &run, 3);
+}
+
+/// Ctrl-C (SIGINT to `mpirun`, which passes it on) stops both ranks after the same step: rank 0
+/// says the run was interrupted, no rank reports an error, the folder holds the epochs done
+/// (fewer than asked), and the run resumes over two ranks. (`mpirun` itself ends with its own
+/// status for a job it was asked to stop.)
+#[test]
+fn ctrl_c_stops_every_rank_and_the_run_resumes() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 8192, 128).unwrap();
+    let run = tmp.path().join("run");
+    let mut child = started_job(&xtask_mpi, &run, 5, true);
+    let mpirun_pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &mpirun_pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let (_, stderr, _) = finish(child, Duration::from_secs(60));
+    assert!(stdout.contains("interrupted"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
+    assert!((1..5).contains(&kept), "{kept} epochs kept");
+    assert!(
+        !run.join("model.bpk").exists(),
+        "an interrupted run has no final record"
+    );
+    resumes(&xtask_mpi, &run, 5);
+}
+
+/// Bad starts, each one line on stderr (rank 0's) with nothing written: `--distributed` in a
+/// build without MPI; ranks given other flags, or other data, than rank 0; a global batch
+/// smaller than the ranks.
+#[test]
+fn bad_starts_are_one_line_each_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 256, 64).unwrap();
+    let run = tmp.path().join("run");
+    let out = xtask(&[
+        "train",
+        "--distributed",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifacts",
+        run.to_str().unwrap(),
+    ]);
+    assert_user_error(
+        "without the mpi feature",
+        &out,
+        &["xtask-mpi", "mpirun", "apt-get install -y openmpi-bin"],
+    );
+    assert!(!run.exists());
+
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let other_data = tmp.path().join("other-data");
+    synthetic::write_idx_dir(&other_data, 256, 65).unwrap();
+    let base = |data: &Path, batch: usize| -> Vec<String> {
+        let mut args = training(data, 1, batch);
+        args.extend(["--distributed", "--artifacts"].map(String::from));
+        args.push(run.display().to_string());
+        args
+    };
+    let mut other_lr = base(&data, 128);
+    other_lr.extend(["--lr", "0.002"].map(String::from));
+    let small_batch = base(&data, 1);
+    for (case, rank1, needle) in [
+        (
+            "different flags",
+            other_lr,
+            "different configurations: rank 1 differs",
+        ),
+        (
+            "different data",
+            base(&other_data, 128),
+            "different data: the IDX files of rank 1 differ",
+        ),
+        (
+            "a batch of 1",
+            small_batch.clone(),
+            "global batch of 1 is smaller than the 2 ranks",
+        ),
+    ] {
+        let rank0 = if case == "a batch of 1" {
+            small_batch.clone()
+        } else {
+            base(&data, 128)
+        };
+        // One program per rank (MPI's ":" between them), each with its own arguments.
+        let out = mpirun(1, &[])
+            .arg(&xtask_mpi)
+            .args(&rank0)
+            .args([":", "-np", "1", "-x", "RAYON_NUM_THREADS"])
+            .arg(&xtask_mpi)
+            .args(&rank1)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case}: {stderr}");
+        let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(ours.len(), 1, "{case}: {stderr}");
+        assert!(ours[0].contains(needle), "{case}: {stderr}");
+        for bad in ["panicked", "backtrace"] {
+            assert!(!stderr.contains(bad), "{case}: {stderr}");
+        }
+        assert!(!run.exists(), "{case}: nothing is written");
+    }
+}
