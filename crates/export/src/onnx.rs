@@ -127,7 +127,10 @@ impl Graph {
             output: vec![output.to_string()],
             name: Some(output.to_string()),
             op_type: Some(op.to_string()),
-            attribute: attrs.iter().map(Attr::proto).collect(),
+            attribute: attrs
+                .iter()
+                .map(|a| a.proto().encode_head_first())
+                .collect(),
         });
         output.to_string()
     }

@@ -5,6 +5,8 @@
 // The fields are `onnx.proto`'s, named as there; their meaning is its documentation's.
 #![allow(missing_docs)]
 
+use prost::Message;
+
 /// `ModelProto`: the graph, the operator sets it uses, and the model's properties.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {
@@ -68,8 +70,9 @@ pub struct NodeProto {
     pub name: Option<String>,
     #[prost(string, optional, tag = "4")]
     pub op_type: Option<String>,
-    #[prost(message, repeated, tag = "5")]
-    pub attribute: Vec<AttributeProto>,
+    /// Each an `AttributeProto`, as [`AttributeProto::encode_head_first`] writes it.
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    pub attribute: Vec<Vec<u8>>,
 }
 
 /// `AttributeProto`: an operator's setting, one of a float, an integer or integers.
@@ -85,6 +88,29 @@ pub struct AttributeProto {
     pub ints: Vec<i64>,
     #[prost(enumeration = "AttributeType", optional, tag = "20")]
     pub r#type: Option<i32>,
+}
+
+impl AttributeProto {
+    /// The attribute's bytes with its name and type before its value, the order `model.onnx`
+    /// has always had (prost's derive writes fields by number, which puts `type`, field 20,
+    /// last). Two messages through the derive, one after the other: the name and type, then
+    /// the value. Protobuf reads concatenated messages as one, so every reader sees the same
+    /// attribute either way; the bytes, and so the file's checksum, stay as they were.
+    pub fn encode_head_first(&self) -> Vec<u8> {
+        let head = AttributeProto {
+            name: self.name.clone(),
+            r#type: self.r#type,
+            ..Default::default()
+        };
+        let value = AttributeProto {
+            name: None,
+            r#type: None,
+            ..self.clone()
+        };
+        let mut bytes = head.encode_to_vec();
+        bytes.extend(value.encode_to_vec());
+        bytes
+    }
 }
 
 /// `AttributeProto.AttributeType`: which of the value fields an attribute holds.

@@ -478,6 +478,27 @@ fn onnx_runtime_gets_the_same_logits() {
     }
 }
 
+/// The shipped model's exports are the same files, byte for byte, from one build to the next
+/// (their MD5s): ONNX as every earlier release wrote it (attributes keep their name and type
+/// before their value: `onnx_proto.rs`), safetensors with its header's keys sorted. A new
+/// shipped model, or a new version number (ONNX's `producer_version`), changes them.
+#[test]
+fn the_shipped_model_exports_to_the_same_bytes() {
+    use md5::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = tmp.path().join("onnx/model.onnx");
+    export_onnx(&root().join("artifacts/pretrained"), &onnx);
+    let safetensors = export_pretrained(tmp.path());
+    for (file, expected) in [
+        (&onnx, "714bbcee63ad9c6958da2520851dd931"),
+        (&safetensors, "ec80fddee947748220952a50b98b1a7a"),
+    ] {
+        let digest = md5::Md5::digest(std::fs::read(file).unwrap());
+        let digest: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(digest, expected, "{}", file.display());
+    }
+}
+
 /// Bad export requests: one line each, exit code 2, nothing written.
 #[test]
 fn a_bad_export_is_one_line_and_writes_nothing() {

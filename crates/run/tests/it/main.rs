@@ -1,7 +1,12 @@
 //! The integration tests of `run`, in one binary (each file in `tests/` would link Burn again).
 
+mod config;
 mod images;
+mod inference;
+mod metrics;
+mod plot;
 mod report;
+mod run_dir;
 
 /// Held by every test that computes on flex in this process: the backend's random numbers come
 /// from one process-wide generator, and a test reseeding it while another runs would change
