@@ -70,17 +70,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     if report.ranks > 1 {
         println!(
-            "{} ranks: each step reduces {} bytes in {:.2} ms",
-            report.ranks, report.reduce_bytes_per_step, report.reduce_ms_per_step
+            "{} ranks: each step reduces {} bytes in {:.2} ms ({:.2} ms of it waiting for the last rank)",
+            report.ranks,
+            report.reduce_bytes_per_step,
+            report.reduce_ms_per_step,
+            report.reduce_wait_ms_per_step
         );
     }
     println!(
-        "{} on {} threads, batch {}: training {:.0} images/s ({:.1} ms/step, data {:.2} ms/batch = {:.1}%)",
+        "{} on {} threads, batch {}: training {:.0} images/s ({:.1} ms/step, optimizer {:.2} ms of it; data {:.2} ms/batch = {:.1}%)",
         report.backend,
         report.threads,
         report.batch_size,
         report.train_images_per_s,
         report.train_step_ms,
+        report.optimizer_ms_per_step,
         report.data_ms_per_batch,
         100.0 * report.data_share
     );

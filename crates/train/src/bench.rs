@@ -76,6 +76,15 @@ pub struct BenchReport {
     /// slowest rank included), median.
     #[serde(default)]
     pub reduce_ms_per_step: f64,
+    /// With several ranks: the part of `reduce_ms_per_step` spent waiting for the last rank to
+    /// arrive (a barrier before each reduction times it), median; the rest is the transfer.
+    #[serde(default)]
+    pub reduce_wait_ms_per_step: f64,
+    /// Milliseconds per step in the optimizer's update (and the moving average's), median;
+    /// part of `train_step_ms`. Every rank makes the whole update, so it does not shrink with
+    /// more ranks.
+    #[serde(default)]
+    pub optimizer_ms_per_step: f64,
 }
 
 fn one() -> usize {
@@ -100,8 +109,9 @@ fn items(
 /// Runs the benchmark for `config` (model, optimizer, backend, batch size, and the moving
 /// average and the teacher's forward pass when it has them) on `data`, on threads that flush
 /// subnormals as training's do ([`fpu::flushed`]). With `distributed`, every rank runs it: each
-/// step takes this rank's share of the batch and the reduction; inference is timed on rank 0
-/// alone (the others report 0 for it).
+/// step takes this rank's share of the batch and the reduction, whose waiting for the slowest
+/// rank is timed apart ([`Distributed::measuring_waits`]); inference is timed on rank 0 alone
+/// (the others report 0 for it).
 pub fn bench(
     config: &TrainingConfig,
     data: &FashionMnistDataset,
@@ -127,7 +137,7 @@ fn bench_here(
 
     let mut learner = Learner::new(
         crate::training::training_model(config, &autodiff, false)?
-            .with_distributed(distributed.cloned()),
+            .with_distributed(distributed.cloned().map(Distributed::measuring_waits)),
         crate::optimizer::optimizer(config),
         crate::schedule::scheduler(config, data.len()),
     );
@@ -138,6 +148,7 @@ fn bench_here(
         offset += batch_size;
         (batch, start.elapsed())
     };
+    // The step's time, and the part of it in the optimizer.
     let step = |learner: &mut Learner<crate::training_model::TrainingModel>,
                 batch: FashionMnistBatch| {
         let start = Instant::now();
@@ -145,31 +156,38 @@ fn bench_here(
         let output = learner.train_step(batch);
         // Reading the loss waits for the device, as the Learner's metrics do every step.
         let _loss: f32 = output.item.loss.clone().into_scalar();
+        let optimizer = Instant::now();
         learner.optimizer_step(output.grads);
-        start.elapsed()
+        (start.elapsed(), optimizer.elapsed())
     };
 
     for _ in 0..options.warmup {
         let (batch, _) = next_batch(&autodiff);
-        step(&mut learner, batch);
+        let _ = step(&mut learner, batch);
     }
     let (mut throughputs, mut step_ms, mut data_ms) = (Vec::new(), Vec::new(), Vec::new());
-    let mut reduce_ms = Vec::new();
+    let (mut reduce_ms, mut wait_ms, mut optimizer_ms) = (Vec::new(), Vec::new(), Vec::new());
     let reduced = || distributed.map(Distributed::stats).unwrap_or_default();
     for _ in 0..options.repeats.max(1) {
         let (mut data_time, mut step_time) = (Duration::ZERO, Duration::ZERO);
+        let mut optimizer_time = Duration::ZERO;
         let before = reduced();
         for _ in 0..options.steps.max(1) {
             let (batch, d) = next_batch(&autodiff);
             data_time += d;
-            step_time += step(&mut learner, batch);
+            let (s, o) = step(&mut learner, batch);
+            step_time += s;
+            optimizer_time += o;
         }
         let steps = options.steps.max(1) as f64;
         let total = (data_time + step_time).as_secs_f64();
         throughputs.push(steps * batch_size as f64 / total);
         step_ms.push(ms(step_time) / steps);
         data_ms.push(ms(data_time) / steps);
-        reduce_ms.push(ms(reduced().time - before.time) / steps);
+        optimizer_ms.push(ms(optimizer_time) / steps);
+        let after = reduced();
+        reduce_ms.push(ms(after.time - before.time) / steps);
+        wait_ms.push(ms(after.wait - before.wait) / steps);
     }
     let stats = reduced();
     let training = BenchReport {
@@ -188,6 +206,8 @@ fn bench_here(
         ranks: distributed.map_or(1, Distributed::size),
         reduce_bytes_per_step: stats.bytes / stats.count.max(1),
         reduce_ms_per_step: median(reduce_ms),
+        reduce_wait_ms_per_step: median(wait_ms),
+        optimizer_ms_per_step: median(optimizer_ms),
     };
     let training = BenchReport {
         data_share: training.data_ms_per_batch

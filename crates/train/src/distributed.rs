@@ -38,10 +38,13 @@ pub trait Collective: Send + Sync {
     fn rank(&self) -> usize;
     /// How many processes train together.
     fn size(&self) -> usize;
-    /// Sums `values` over every rank, in place, on every rank.
-    fn sum_f32(&self, values: &mut [f32]);
-    /// Sums `values` over every rank, in place, on every rank.
-    fn sum_f64(&self, values: &mut [f64]);
+    /// `values` summed over every rank, on every rank (the buffer moves to the transport and
+    /// back, uncopied).
+    fn sum_f32(&self, values: Vec<f32>) -> Vec<f32>;
+    /// `values` summed over every rank, on every rank.
+    fn sum_f64(&self, values: Vec<f64>) -> Vec<f64>;
+    /// Returns once every rank has called it.
+    fn barrier(&self);
     /// Rank 0's `bytes` on every rank (the others' are replaced).
     fn broadcast(&self, bytes: &mut Vec<u8>);
     /// Every rank's `bytes`, all of the same length, in rank order.
@@ -64,8 +67,11 @@ pub struct ReduceStats {
     pub count: usize,
     /// `f32` bytes reduced, all of them together.
     pub bytes: usize,
-    /// Time in them.
+    /// Time in them, waiting included.
     pub time: Duration,
+    /// The part of `time` spent waiting for the last rank to arrive; measured only where
+    /// [`Distributed::measuring_waits`] asked for it (zero otherwise).
+    pub wait: Duration,
 }
 
 /// A training's place among the ranks, as the model being trained holds it: the collective,
@@ -80,6 +86,9 @@ pub struct Distributed {
     /// The Learner's interrupter: stopped on every rank once any rank has asked.
     learner: Interrupter,
     stats: Arc<Mutex<ReduceStats>>,
+    /// Whether each reduction first waits at a barrier, timed apart (see
+    /// [`Self::measuring_waits`]).
+    measure_waits: bool,
 }
 
 impl fmt::Debug for Distributed {
@@ -100,6 +109,18 @@ impl Distributed {
             requests: Interrupter::new(),
             learner: Interrupter::new(),
             stats: Arc::default(),
+            measure_waits: false,
+        }
+    }
+
+    /// This training, with every reduction preceded by a barrier whose time is counted as
+    /// [`ReduceStats::wait`]: the reduction's time then splits into waiting for the slowest
+    /// rank and the transfer itself (the bench's figures). The barrier costs one more tiny
+    /// collective per step; the stats stay shared with `self`.
+    pub fn measuring_waits(self) -> Self {
+        Self {
+            measure_waits: true,
+            ..self
         }
     }
 
@@ -147,11 +168,18 @@ impl Distributed {
             0.0
         });
         let start = Instant::now();
-        self.collective.sum_f32(buffer);
+        let wait = if self.measure_waits {
+            self.collective.barrier();
+            start.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        *buffer = self.collective.sum_f32(std::mem::take(buffer));
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.count += 1;
         stats.bytes += buffer.len() * size_of::<f32>();
         stats.time += start.elapsed();
+        stats.wait += wait;
         drop(stats);
         if buffer.pop().is_some_and(|stops| stops > 0.0) && !self.learner.should_stop() {
             self.learner.stop(Some(
@@ -246,7 +274,8 @@ impl Distributed {
 
     /// Sums `values` over the ranks (an evaluation's counts and losses).
     pub fn sum_f64(&self, values: &mut [f64]) {
-        self.collective.sum_f64(values);
+        let sum = self.collective.sum_f64(values.to_vec());
+        values.copy_from_slice(&sum);
     }
 }
 

@@ -21,6 +21,7 @@ use crate::distributed::Collective;
 enum Call {
     SumF32(Vec<f32>, Sender<Vec<f32>>),
     SumF64(Vec<f64>, Sender<Vec<f64>>),
+    Barrier(Sender<()>),
     Broadcast(Vec<u8>, Sender<Vec<u8>>),
     Gather(Vec<u8>, Sender<Vec<Vec<u8>>>),
     Abort(i32),
@@ -99,6 +100,10 @@ fn serve(world: &SimpleCommunicator, queue: Receiver<Call>) {
                 world.all_reduce_into(&send[..], &mut sum[..], SystemOperation::sum());
                 let _ = reply.send(sum);
             }
+            Call::Barrier(reply) => {
+                world.barrier();
+                let _ = reply.send(());
+            }
             Call::Broadcast(mut bytes, reply) => {
                 let mut length = [bytes.len() as u64];
                 root.broadcast_into(&mut length[..]);
@@ -134,14 +139,16 @@ impl Collective for MpiCollective {
         self.size
     }
 
-    fn sum_f32(&self, values: &mut [f32]) {
-        let sum = self.call(|reply| Call::SumF32(values.to_vec(), reply));
-        values.copy_from_slice(&sum);
+    fn sum_f32(&self, values: Vec<f32>) -> Vec<f32> {
+        self.call(|reply| Call::SumF32(values, reply))
     }
 
-    fn sum_f64(&self, values: &mut [f64]) {
-        let sum = self.call(|reply| Call::SumF64(values.to_vec(), reply));
-        values.copy_from_slice(&sum);
+    fn sum_f64(&self, values: Vec<f64>) -> Vec<f64> {
+        self.call(|reply| Call::SumF64(values, reply))
+    }
+
+    fn barrier(&self) {
+        self.call(Call::Barrier)
     }
 
     fn broadcast(&self, bytes: &mut Vec<u8>) {

@@ -2,7 +2,8 @@
 //! data: two ranks end with the weights of one process that trains on the same global batches
 //! (over shared memory and over TCP, as between machines), Ctrl-C stops both ranks cleanly and
 //! a killed rank ends the job within seconds, the run resuming from its last checkpoint either
-//! way; the ranks' bad starts are one line each with nothing written. MPI comes from Debian
+//! way; the ranks' bad starts are one line each with nothing written; the bench over two ranks
+//! reports what a step's reduction carries and costs. MPI comes from Debian
 //! (`apt-get install -y openmpi-bin libopenmpi-dev libclang-dev`): SKIPPED without it, a
 //! failure under CI.
 
@@ -241,6 +242,62 @@ fn two_ranks_end_with_the_weights_of_one_process() {
             assert!(run.join(file).is_file(), "{name}: {file}");
         }
     }
+}
+
+/// `bench --distributed` over two ranks: rank 0 alone reports, and its report says what a
+/// step's reduction carries and costs, the wait for the last rank timed apart from the transfer.
+#[test]
+fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 256, 64).unwrap();
+    let out = tmp.path().join("bench.json");
+    let output = succeeds(
+        "bench over two ranks",
+        mpirun(2, &[]).arg(&xtask_mpi).args([
+            "bench",
+            "--distributed",
+            "--offline",
+            "--batch-size",
+            "32",
+            "--steps",
+            "3",
+            "--repeats",
+            "2",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.matches("wrote ").count(),
+        1,
+        "rank 0 alone: {stdout}"
+    );
+    assert!(stdout.contains("waiting for the last rank"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let number = |field: &str| report[field].as_f64().unwrap_or_else(|| panic!("{field}"));
+    assert_eq!(number("ranks"), 2.0);
+    // The coursework model's 143,786 gradients and a flag for each of its 20 parameters, the
+    // batch's 32 x 10 logits, its loss and the stop requests, as f32.
+    assert_eq!(
+        number("reduce_bytes_per_step"),
+        4.0 * (143_786.0 + 20.0 + 320.0 + 2.0),
+        "{report}"
+    );
+    let (total, wait) = (
+        number("reduce_ms_per_step"),
+        number("reduce_wait_ms_per_step"),
+    );
+    assert!(total > 0.0 && (0.0..total).contains(&wait), "{report}");
+    assert!(number("optimizer_ms_per_step") > 0.0, "{report}");
+    assert!(number("train_images_per_s") > 0.0, "{report}");
 }
 
 /// The pid of rank `rank` of the job training into `run` (its environment names its rank).
