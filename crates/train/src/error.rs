@@ -80,11 +80,13 @@ impl TrainError {
 fn write_failed_message(path: &Path, cause: &str, kept: Option<usize>, run: &Path) -> String {
     let next = match kept {
         Some(epoch) => format!(
-            "kept: epochs 1 to {epoch} (checkpoint and metrics.csv row); free space, then \
-             continue with `cargo xtask train --artifacts {} --resume`",
+            "kept: epochs 1 to {epoch} (checkpoint and metrics.csv row); once it can be \
+             written (free space, say), continue with `cargo xtask train --artifacts {} --resume`",
             run.display()
         ),
-        None => "no epoch was complete, so nothing is kept; free space, then start again".into(),
+        None => "no epoch was complete, so nothing is kept; once it can be written (free space, \
+                 say), start again"
+            .into(),
     };
     format!("{}: cannot write: {cause}; {next}", path.display())
 }

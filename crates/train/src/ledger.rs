@@ -65,6 +65,8 @@ pub struct EpochLedger {
 struct LedgerState {
     pending: Vec<EpochMetrics>,
     failure: Option<WriteFailure>,
+    /// A write of Burn's logs that failed: named only where no file of the run's own failed.
+    logs_failure: Option<WriteFailure>,
 }
 
 impl EpochLedger {
@@ -114,8 +116,18 @@ impl EpochLedger {
             .stop(Some("a file of the run could not be written"));
     }
 
-    /// The first write that failed, if any.
+    /// A write of Burn's metric logs failed: training stops as for [`Self::fail`], but a failed
+    /// write of the run's own files (a checkpoint, `metrics.csv`), which a full disk usually
+    /// brings at the same moment, is the one [`Self::failure`] names.
+    pub fn fail_logs(&self, failure: WriteFailure) {
+        self.state().logs_failure.get_or_insert(failure);
+        self.interrupter
+            .stop(Some("a file of the run could not be written"));
+    }
+
+    /// The first write of the run's own files that failed, else the first of the logs, if any.
     pub fn failure(&self) -> Option<WriteFailure> {
-        self.state().failure.clone()
+        let state = self.state();
+        state.failure.clone().or_else(|| state.logs_failure.clone())
     }
 }

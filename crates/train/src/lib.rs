@@ -34,8 +34,10 @@ mod training_model;
 // What the configuration names: the optimizer and the learning-rate schedule.
 mod optimizer;
 pub mod schedule;
-// The run's files as training writes them: checkpoints, and the rows of `metrics.csv`.
+// The run's files as training writes them: checkpoints, the rows of `metrics.csv`, and Burn's
+// per-epoch metric logs.
 mod checkpoint;
+mod epoch_logs;
 mod ledger;
 mod metric_logger;
 // The Learner wiring: the plain renderer, Ctrl-C, training and resume; over several

@@ -7,7 +7,6 @@ use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::prelude::Device;
 use burn::train::checkpoint::KeepLastNCheckpoints;
-use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use fashion_mixer_data::FashionMnistBatcher;
@@ -26,6 +25,7 @@ use fashion_mixer_run::{Progress, RunDir, RunError, TrainingConfig, load_splits}
 use crate::checkpoint::AtomicFileCheckpointer;
 use crate::distill::Distill;
 use crate::distributed::{Distributed, Start};
+use crate::epoch_logs::EpochLogs;
 use crate::error::{DistributedError, TrainError};
 use crate::ledger::{DivergenceSlot, EpochLedger};
 use crate::metric_logger::CsvMetricLogger;
@@ -286,7 +286,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(CpuUse::new())
         .metric_train_numeric(CpuMemory::new())
-        .with_metric_logger(FileMetricLogger::new(run.logs()))
+        .with_metric_logger(EpochLogs::new(run.logs(), ledger.clone()))
         .with_metric_logger(
             CsvMetricLogger::new(ledger.clone(), config.epochs, plain.clone())
                 .with_interrupter(learner_stop.clone(), divergence.clone())

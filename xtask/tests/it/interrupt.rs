@@ -1,6 +1,6 @@
 //! Interrupted and failing training runs, through the real binary: SIGKILL and SIGINT in the
-//! middle of an epoch, and a loss that becomes NaN. Nothing completed is lost, nothing torn is
-//! left, and `--resume` carries on.
+//! middle of an epoch, a loss that becomes NaN, a full disk and logs that cannot be written.
+//! Nothing completed is lost, nothing torn is left, and `--resume` carries on.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -384,4 +384,43 @@ fn a_full_disk_is_said_plainly_and_resume_continues() {
     assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(run.model().is_file());
     assert!(temp_files(run.root()).is_empty());
+}
+
+/// Burn's metric logs that cannot be written (a file stands where epoch 2's folder of
+/// `logs/train` goes) end the run with one line naming the log file, epoch 1 kept; once the way
+/// is clear, --resume ends the run.
+#[test]
+fn unwritable_logs_are_said_plainly_and_resume_continues() {
+    let f = Fixture::new(ITEMS, 500);
+    let mut child = f.spawn(&["--epochs", "2", "--batch-size", "64"]);
+    let logs = f.run.logs().join("train");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !logs.join("epoch-1").is_dir() {
+        assert!(child.try_wait().unwrap().is_none(), "training ended early");
+        assert!(Instant::now() < deadline, "epoch 1 never began");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::File::create_new(logs.join("epoch-2")).expect("epoch 2 has not begun");
+    let out = child.wait_with_output().unwrap();
+    super::common::assert_user_error(
+        "unwritable logs",
+        &out,
+        &[
+            "logs/train/epoch-2/",
+            ".log: cannot write: ",
+            "kept: epochs 1 to 1",
+            "--resume",
+        ],
+    );
+    assert_eq!(read_metrics(&f.run.metrics()).unwrap().len(), 1);
+    assert_eq!(f.run.last_checkpoint(), Some(1));
+    assert!(!f.run.model().exists());
+
+    std::fs::remove_file(logs.join("epoch-2")).unwrap();
+    let out = f.run(&["--resume"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = read_metrics(&f.run.metrics()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
+    assert!(f.run.model().is_file());
+    assert!(logs.join("epoch-2").join("Loss.log").is_file());
 }
