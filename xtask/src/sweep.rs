@@ -232,6 +232,8 @@ impl Trainer for Learners {
             tui: false,
             progress: self.progress.clone(),
             distributed: None,
+            // Burn's logger is process-wide: the first run's file would take every run's log.
+            experiment_log: false,
         };
         match train(config, &options) {
             Ok(report) if report.interrupted => Ok(Trained::Interrupted),

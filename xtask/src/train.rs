@@ -206,6 +206,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         tui: !args.no_tui && std::io::stdout().is_terminal(),
         progress: Progress::new(|line| println!("{line}")),
         distributed: None,
+        // This process trains one run: Burn's log of it goes to its logs/experiment.log.
+        experiment_log: true,
     };
     if args.distributed {
         return run_distributed(config, options);

@@ -60,11 +60,16 @@ impl RunDir {
         self.root.join("eval.json")
     }
 
-    /// `logs/`: Burn's own metric logs (`train/`, `valid/`) and `experiment.log`. Kept apart
+    /// `logs/`: Burn's metric logs (`train/`, `valid/`) and `experiment.log`. Kept apart
     /// from the files written here: Burn lists its folder while the last epoch's files are still
     /// being written, and panics when a listed file is renamed or deleted under it.
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    /// `logs/experiment.log`: what burn-train logged while the run trained.
+    pub fn experiment_log(&self) -> PathBuf {
+        self.logs().join("experiment.log")
     }
 
     /// `checkpoint/`: per-epoch model, optimizer and scheduler records.

@@ -17,6 +17,7 @@
 //!     tui: false,
 //!     progress: Progress::new(|line| println!("{line}")),
 //!     distributed: None,
+//!     experiment_log: true,
 //! };
 //! let report = train(TrainingConfig::new().with_epochs(1), &options)?;
 //! println!("{:?}", report.history.last());

@@ -8,7 +8,10 @@ use burn::module::Module;
 use burn::prelude::Device;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, CpuMemory, CpuUse, LearningRateMetric, LossMetric};
-use burn::train::{Interrupter, Learner, SupervisedTraining};
+use burn::train::{
+    ApplicationLoggerInstaller, FileApplicationLoggerInstaller, Interrupter, Learner,
+    SupervisedTraining,
+};
 use fashion_mixer_data::FashionMnistBatcher;
 use fashion_mixer_data::augment::Augmenter;
 use fashion_mixer_data::mixing::Mixing;
@@ -90,6 +93,12 @@ pub struct TrainOptions {
     /// The other processes training with this one, when the training is spread over several
     /// (`None`: this process alone).
     pub distributed: Option<Distributed>,
+    /// Burn's application logger: the Learner's log records go to the run's
+    /// `logs/experiment.log`, and a panic hook names that file. Both are process-wide and stay
+    /// set after the training, so this is for a process that trains one run (the CLI's
+    /// `train`); a second training in the same process would log into the first one's file.
+    /// Off, nothing process-wide is touched and no `experiment.log` is written.
+    pub experiment_log: bool,
 }
 
 /// How a training call ended.
@@ -281,6 +290,10 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         options.progress.clone()
     };
     let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
+        .with_application_logger(options.experiment_log.then(|| {
+            Box::new(FileApplicationLoggerInstaller::new(run.experiment_log()))
+                as Box<dyn ApplicationLoggerInstaller>
+        }))
         .with_interrupter(learner_stop.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())

@@ -117,6 +117,11 @@ fn a_two_point_sweep_trains_both_and_runs_lists_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     for run in ["lr1e-3", "lr3e-3"] {
         assert!(folder.join(run).join("model.bpk").is_file(), "{run}");
+        // Each run's own metric logs; no experiment.log, whose process-wide logger would put
+        // the second run's lines in the first one's file.
+        let logs = folder.join(run).join("logs");
+        assert!(logs.join("train/epoch-2/Loss.log").is_file(), "{run}");
+        assert!(!logs.join("experiment.log").exists(), "{run}");
     }
     let summary = std::fs::read_to_string(folder.join("summary.md")).unwrap();
     assert!(summary.contains("| lr1e-3 | 1e-3 | 2/2 |"), "{summary}");

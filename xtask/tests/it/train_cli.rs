@@ -108,6 +108,12 @@ fn sigkill_after_epoch_one_then_resume() {
         vec![1, 2]
     );
     assert_eq!(after[0], before[0], "row 1 must be kept as it was");
+    // `train` keeps Burn's application log of the run, both trainings of it appended.
+    let log = std::fs::read_to_string(rd.experiment_log()).unwrap();
+    for epoch in [1, 2] {
+        let line = format!("Executing training step for epoch {epoch}");
+        assert!(log.contains(&line), "{log}");
+    }
     // Row 2 is not compared with an uninterrupted run's: Burn's DataLoader forks its shuffle
     // RNG when the Learner moves it to the device, so the resumed epoch 2 sees another
     // (seeded) order of the training items. Model, optimizer and scheduler are restored.

@@ -32,5 +32,6 @@ pub fn quiet(
         tui: false,
         progress: fashion_mixer_run::Progress::silent(),
         distributed: None,
+        experiment_log: false,
     }
 }
