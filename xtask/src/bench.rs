@@ -10,6 +10,7 @@ use fashion_mixer_run::run_dir::{prepare_output, write_atomic};
 use fashion_mixer_train::bench::{BenchOptions, bench};
 
 use crate::data::DataDirArg;
+use crate::distributed::SlicesArg;
 use crate::flags::at_least_one;
 use crate::project_root;
 use crate::train::BaseConfigArgs;
@@ -39,6 +40,12 @@ pub struct BenchArgs {
     /// its share of every batch, and the reduction; rank 0 reports
     #[arg(long)]
     pub distributed: bool,
+    /// With --distributed, how the ranks share each batch: `speed`, each rank's slice sized by
+    /// its speed over the last steps, so a slower rank takes fewer items; or `equal`, so the
+    /// weights are one process's to the bit [default: speed on flex and ndarray, equal on wgpu,
+    /// which compiles its kernels for each new slice size]
+    #[arg(long, value_enum, requires = "distributed")]
+    pub slices: Option<SlicesArg>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -61,7 +68,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ..BenchOptions::default()
     };
     let report = if args.distributed {
-        match distributed_bench(&config, &train, options)? {
+        match distributed_bench(&config, &train, options, args.slices)? {
             Some(report) => report,
             None => return Ok(()), // a rank other than 0: rank 0 reports
         }
@@ -69,12 +76,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bench(&config, &train, options, None)?
     };
     if report.ranks > 1 {
+        let (fewest, most) = report.slice_items;
+        let taken = if fewest == most {
+            fewest.to_string()
+        } else {
+            format!("{fewest}-{most}")
+        };
+        let how = if report.equal_slices {
+            "equal slices"
+        } else {
+            "slices by speed"
+        };
+        let slices = format!(
+            "{how}: rank 0 took {taken} of {} items, {:.1} on average",
+            report.batch_size, report.slice_items_mean
+        );
+        let waits: Vec<String> = report
+            .reduce_wait_ms_by_rank
+            .iter()
+            .map(|w| format!("{w:.2}"))
+            .collect();
         println!(
-            "{} ranks: each step reduces {} bytes in {:.2} ms ({:.2} ms of it waiting for the last rank)",
+            "{} ranks ({slices}): each step reduces {} bytes in {:.2} ms ({:.2} ms of it waiting for the last rank; by rank {} ms)",
             report.ranks,
             report.reduce_bytes_per_step,
             report.reduce_ms_per_step,
-            report.reduce_wait_ms_per_step
+            report.reduce_wait_ms_per_step,
+            waits.join(", ")
         );
     }
     println!(
@@ -104,19 +132,22 @@ fn distributed_bench(
     _: &fashion_mixer_run::TrainingConfig,
     _: &fashion_mixer_data::FashionMnistDataset,
     _: BenchOptions,
+    _: Option<SlicesArg>,
 ) -> Result<Option<fashion_mixer_train::bench::BenchReport>> {
     anyhow::bail!(crate::distributed::NOT_BUILT)
 }
 
-/// `bench --distributed`: this rank's part; rank 0's report (`None` on the others).
+/// `bench --distributed`: this rank's part (each batch shared as `slices` says); rank 0's
+/// report (`None` on the others).
 #[cfg(feature = "mpi")]
 fn distributed_bench(
     config: &fashion_mixer_run::TrainingConfig,
     train: &fashion_mixer_data::FashionMnistDataset,
     options: BenchOptions,
+    slices: Option<SlicesArg>,
 ) -> Result<Option<fashion_mixer_train::bench::BenchReport>> {
     let rank = crate::distributed::Rank::join()?;
-    let distributed = rank.distributed();
+    let distributed = rank.distributed(slices);
     let report = bench(config, train, options, Some(&distributed)).map_err(|e| rank.fail(e))?;
     Ok(rank.leads().then_some(report))
 }

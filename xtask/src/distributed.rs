@@ -3,6 +3,24 @@
 //! folder of their own and print nothing unless they fail. A failure that only one rank meets
 //! ends every rank at once (MPI's abort), with one line naming the rank.
 
+/// How the ranks share each training batch (`--slices`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlicesArg {
+    /// Each rank's slice sized by its speed over the last steps
+    Speed,
+    /// Equal slices: the weights are one process's to the bit
+    Equal,
+}
+
+impl From<SlicesArg> for fashion_mixer_train::distributed::Slicing {
+    fn from(slices: SlicesArg) -> Self {
+        match slices {
+            SlicesArg::Speed => Self::BySpeed,
+            SlicesArg::Equal => Self::Equal,
+        }
+    }
+}
+
 /// What `--distributed` says in a build without the `mpi` feature.
 #[cfg(not(feature = "mpi"))]
 pub const NOT_BUILT: &str = "--distributed needs the MPI build: install MPI (`apt-get install -y \
@@ -52,10 +70,15 @@ mod with_mpi {
             self.rank() == 0
         }
 
-        /// What training holds of the ranks.
-        pub fn distributed(&self) -> Distributed {
+        /// What training holds of the ranks, sharing each batch as `slices` says (by default,
+        /// as is the default on the backend).
+        pub fn distributed(&self, slices: Option<super::SlicesArg>) -> Distributed {
             let collective: Arc<dyn Collective> = Arc::clone(&self.collective) as _;
-            Distributed::new(collective)
+            let distributed = Distributed::new(collective);
+            match slices {
+                Some(slices) => distributed.with_slicing(slices.into()),
+                None => distributed,
+            }
         }
 
         /// The folder this rank writes: the run's for rank 0, a temporary one for the others.

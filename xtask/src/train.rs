@@ -12,6 +12,7 @@ use fashion_mixer_train::training::{TrainOptions, TrainReport, train};
 use serde::Serialize;
 
 use crate::data::DataDirArg;
+use crate::distributed::SlicesArg;
 use crate::flags::{finite, given, overlay};
 use crate::model::ModelArgs;
 use crate::project_root;
@@ -168,6 +169,12 @@ pub struct TrainArgs {
     /// share of every batch, the gradients are summed; rank 0 writes the run
     #[arg(long)]
     pub distributed: bool,
+    /// With --distributed, how the ranks share each batch: `speed`, each rank's slice sized by
+    /// its speed over the last steps, so a slower rank takes fewer items; or `equal`, so the
+    /// weights are one process's to the bit [default: speed on flex and ndarray, equal on wgpu,
+    /// which compiles its kernels for each new slice size]
+    #[arg(long, value_enum, requires = "distributed")]
+    pub slices: Option<SlicesArg>,
 }
 
 impl TrainArgs {
@@ -210,7 +217,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         experiment_log: true,
     };
     if args.distributed {
-        return run_distributed(config, options);
+        return run_distributed(config, options, args.slices);
     }
     let report = train(config, &options)?;
     say_how_it_ended(&run, &report);
@@ -219,19 +226,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 /// `train --distributed` in a build without MPI.
 #[cfg(not(feature = "mpi"))]
-fn run_distributed(_: TrainingConfig, _: TrainOptions) -> Result<()> {
+fn run_distributed(_: TrainingConfig, _: TrainOptions, _: Option<SlicesArg>) -> Result<()> {
     bail!(crate::distributed::NOT_BUILT)
 }
 
-/// `train --distributed`: this rank's part of the training; rank 0 says how it ended.
+/// `train --distributed`: this rank's part of the training (each batch shared as `slices`
+/// says); rank 0 says how it ended.
 #[cfg(feature = "mpi")]
-fn run_distributed(config: TrainingConfig, mut options: TrainOptions) -> Result<()> {
+fn run_distributed(
+    config: TrainingConfig,
+    mut options: TrainOptions,
+    slices: Option<SlicesArg>,
+) -> Result<()> {
     let mut rank = crate::distributed::Rank::join()?;
     let run = options.run.clone();
     options.run = rank.folder(&run)?;
     options.progress = rank.progress();
     options.tui &= rank.leads();
-    options.distributed = Some(rank.distributed());
+    options.distributed = Some(rank.distributed(slices));
     let result = train(config, &options);
     drop(options);
     let report = result.map_err(|e| rank.fail(e))?;

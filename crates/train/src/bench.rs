@@ -14,7 +14,7 @@ use fashion_mixer_model::fpu;
 use fashion_mixer_run::metrics::median;
 use fashion_mixer_run::{RunError, TrainingConfig};
 
-use crate::distributed::Distributed;
+use crate::distributed::{Distributed, Slicing};
 
 /// How much to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,8 @@ pub struct BenchReport {
     #[serde(default)]
     pub reduce_ms_per_step: f64,
     /// With several ranks: the part of `reduce_ms_per_step` spent waiting for the last rank to
-    /// arrive (a barrier before each reduction times it), median; the rest is the transfer.
+    /// arrive (a barrier before each reduction times it), median, this rank's (rank 0's in the
+    /// report; every rank's in `reduce_wait_ms_by_rank`); the rest is the transfer.
     #[serde(default)]
     pub reduce_wait_ms_per_step: f64,
     /// Milliseconds per step in the optimizer's update (and the moving average's), median;
@@ -85,6 +86,21 @@ pub struct BenchReport {
     /// more ranks.
     #[serde(default)]
     pub optimizer_ms_per_step: f64,
+    /// With several ranks: whether each took an equal slice of every batch (else a slice
+    /// sized by its speed over the last steps).
+    #[serde(default)]
+    pub equal_slices: bool,
+    /// With several ranks: the fewest and the most items of a batch this rank (rank 0, in the
+    /// report) took over the timed steps.
+    #[serde(default)]
+    pub slice_items: (usize, usize),
+    /// With several ranks: the items of a batch this rank (rank 0) took on average.
+    #[serde(default)]
+    pub slice_items_mean: f64,
+    /// With several ranks: each rank's `reduce_wait_ms_per_step`, in rank order (the slower
+    /// rank waits least).
+    #[serde(default)]
+    pub reduce_wait_ms_by_rank: Vec<f64>,
 }
 
 fn one() -> usize {
@@ -132,6 +148,8 @@ fn bench_here(
     let device = config.backend.device().map_err(RunError::from)?;
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
+    let distributed = distributed.map(|d| d.clone().for_backend(config.backend));
+    let distributed = distributed.as_ref();
     let batcher = FashionMnistBatcher::default();
     let batch_size = config.batch_size;
 
@@ -168,11 +186,17 @@ fn bench_here(
     let (mut throughputs, mut step_ms, mut data_ms) = (Vec::new(), Vec::new(), Vec::new());
     let (mut reduce_ms, mut wait_ms, mut optimizer_ms) = (Vec::new(), Vec::new(), Vec::new());
     let reduced = || distributed.map(Distributed::stats).unwrap_or_default();
+    let (mut slice_items, mut sliced) = ((usize::MAX, 0), 0);
     for _ in 0..options.repeats.max(1) {
         let (mut data_time, mut step_time) = (Duration::ZERO, Duration::ZERO);
         let mut optimizer_time = Duration::ZERO;
         let before = reduced();
         for _ in 0..options.steps.max(1) {
+            if let Some(distributed) = distributed {
+                let items = distributed.training_part(batch_size).len();
+                slice_items = (slice_items.0.min(items), slice_items.1.max(items));
+                sliced += items;
+            }
             let (batch, d) = next_batch(&autodiff);
             data_time += d;
             let (s, o) = step(&mut learner, batch);
@@ -190,6 +214,15 @@ fn bench_here(
         wait_ms.push(ms(after.wait - before.wait) / steps);
     }
     let stats = reduced();
+    let timed_steps = (options.steps.max(1) * options.repeats.max(1)) as f64;
+    let reduce_wait_ms_per_step = median(wait_ms);
+    // Every rank's wait, summed from each rank's own slot.
+    let waits = distributed.map(|d| {
+        let mut waits = vec![0.0; d.size()];
+        waits[d.rank()] = reduce_wait_ms_per_step;
+        d.sum_f64(&mut waits);
+        waits
+    });
     let training = BenchReport {
         config: config.clone(),
         threads: rayon::current_num_threads(),
@@ -206,8 +239,20 @@ fn bench_here(
         ranks: distributed.map_or(1, Distributed::size),
         reduce_bytes_per_step: stats.bytes / stats.count.max(1),
         reduce_ms_per_step: median(reduce_ms),
-        reduce_wait_ms_per_step: median(wait_ms),
+        reduce_wait_ms_per_step,
         optimizer_ms_per_step: median(optimizer_ms),
+        equal_slices: distributed.is_some_and(|d| d.slicing_on(config.backend) == Slicing::Equal),
+        slice_items: if distributed.is_some() {
+            slice_items
+        } else {
+            (0, 0)
+        },
+        slice_items_mean: if distributed.is_some() {
+            sliced as f64 / timed_steps
+        } else {
+            0.0
+        },
+        reduce_wait_ms_by_rank: waits.unwrap_or_default(),
     };
     let training = BenchReport {
         data_share: training.data_ms_per_batch

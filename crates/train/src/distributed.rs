@@ -3,9 +3,9 @@
 //! summed with one reduction per step, so every rank applies the update of the whole batch.
 //!
 //! The transport is a [`Collective`] (MPI in `mpi.rs`, behind the `mpi` feature); this module
-//! holds what does not depend on it: which slice is a rank's, the one flat buffer a step
-//! reduces (every gradient, the batch's logits and loss, the ranks' stop requests), and the
-//! checks that the ranks started alike.
+//! holds what does not depend on it: the one flat buffer a step reduces (every gradient, the
+//! ranks' speeds, which size their next slices (`slices.rs`), the batch's logits and loss, the
+//! ranks' stop requests), and the checks that the ranks started alike.
 //!
 //! A step's buffer carries each rank's stop request (Ctrl-C, a file that could not be written,
 //! a diverged loss): a request on any rank stops every rank after that same step, so no rank
@@ -23,6 +23,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, Interrupter, TrainOutput};
 use fashion_mixer_data::FashionMnistDataset;
+use fashion_mixer_model::Backend;
 use fashion_mixer_run::evaluation::Reduce;
 use fashion_mixer_run::run_dir::{CHECKPOINT_KINDS, checkpoint_file, save_config, write_atomic};
 use fashion_mixer_run::{RunDir, TrainingConfig};
@@ -30,6 +31,8 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistributedError, TrainError};
+use crate::slices::Speeds;
+pub use crate::slices::{Slicing, part};
 
 /// The processes training together, as a step meets them. Every method is a collective: every
 /// rank calls it, in the same order, with buffers of the same length.
@@ -53,10 +56,9 @@ pub trait Collective: Send + Sync {
     fn abort(&self, code: i32) -> !;
 }
 
-/// The slice of `items` (a batch's, a split's) that `rank` of `size` takes: equal ranges in rank
-/// order, as [`fashion_mixer_model::BatchSplit`] cuts a batch over the cores.
-pub fn part(items: usize, rank: usize, size: usize) -> Range<usize> {
-    rank * items / size..(rank + 1) * items / size
+/// Locks `mutex`, whether or not a thread panicked holding it (its values stay usable).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the reductions of a run have cost: how many, their bytes and their time (waiting for
@@ -89,6 +91,11 @@ pub struct Distributed {
     /// Whether each reduction first waits at a barrier, timed apart (see
     /// [`Self::measuring_waits`]).
     measure_waits: bool,
+    /// How the ranks share a training batch; `None` until chosen or set for the backend
+    /// ([`Self::for_backend`]), and equal meanwhile.
+    slicing: Option<Slicing>,
+    /// The ranks' training speeds, alike on every rank, that size their slices by speed.
+    speeds: Arc<Mutex<Speeds>>,
 }
 
 impl fmt::Debug for Distributed {
@@ -110,6 +117,8 @@ impl Distributed {
             learner: Interrupter::new(),
             stats: Arc::default(),
             measure_waits: false,
+            slicing: None,
+            speeds: Arc::default(),
         }
     }
 
@@ -122,6 +131,31 @@ impl Distributed {
             measure_waits: true,
             ..self
         }
+    }
+
+    /// This training, its batches shared as `slicing` says.
+    pub fn with_slicing(self, slicing: Slicing) -> Self {
+        Self {
+            slicing: Some(slicing),
+            ..self
+        }
+    }
+
+    /// This training on `backend`: its batches shared as chosen, else as is the default there
+    /// ([`Slicing::default_for`]).
+    pub fn for_backend(self, backend: Backend) -> Self {
+        let slicing = self.slicing_on(backend);
+        self.with_slicing(slicing)
+    }
+
+    /// How the ranks share each training batch on `backend`.
+    pub fn slicing_on(&self, backend: Backend) -> Slicing {
+        self.slicing.unwrap_or(Slicing::default_for(backend))
+    }
+
+    /// Whether slices follow the ranks' speeds (chosen, or set for the backend).
+    fn by_speed(&self) -> bool {
+        self.slicing == Some(Slicing::BySpeed)
     }
 
     /// This rank.
@@ -151,12 +185,23 @@ impl Distributed {
 
     /// The reductions so far.
     pub fn stats(&self) -> ReduceStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.stats)
     }
 
     /// This rank's slice of `items`.
     pub fn part(&self, items: usize) -> Range<usize> {
         part(items, self.rank(), self.size())
+    }
+
+    /// This rank's slice of a training batch of `items`: sized by the ranks' speeds over the
+    /// last steps, or equal ([`Self::with_slicing`]).
+    pub fn training_part(&self, items: usize) -> Range<usize> {
+        if !self.by_speed() {
+            return self.part(items);
+        }
+        lock(&self.speeds)
+            .parts(items, self.size())
+            .swap_remove(self.rank())
     }
 
     /// Sums `buffer` over the ranks, with this rank's stop request as its last value; after it,
@@ -175,7 +220,7 @@ impl Distributed {
             Duration::ZERO
         };
         *buffer = self.collective.sum_f32(std::mem::take(buffer));
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = lock(&self.stats);
         stats.count += 1;
         stats.bytes += buffer.len() * size_of::<f32>();
         stats.time += start.elapsed();
@@ -192,14 +237,18 @@ impl Distributed {
     /// slice's loss, weighted by the slice's share of the batch; its logits of `classes` classes
     /// and weighted loss), for `model` (whose parameters say the gradients' order): every
     /// gradient summed over the ranks, the batch's logits gathered, its loss summed; `targets`
-    /// are the whole batch's.
+    /// are the whole batch's, `mine` this rank's slice of them.
     /// `local` is `None` where this rank's slice is empty (a batch smaller than the ranks).
+    /// With slices sized by speed, the reduction also carries each rank's speed (its items
+    /// a second since the step `started`), from which every rank sizes the next step's slices.
     pub fn reduce_training<M: Module>(
         &self,
         model: &M,
         local: Option<TrainOutput<ClassificationOutput>>,
         targets: Tensor<1, Int>,
         classes: usize,
+        mine: Range<usize>,
+        started: Instant,
     ) -> TrainOutput<ClassificationOutput> {
         let (mut grads, item) = match local {
             Some(TrainOutput { grads, item }) => (grads, Some(item)),
@@ -217,7 +266,20 @@ impl Distributed {
             ..
         } = flat;
         let gradients = buffer.len();
-        let item = self.reduce_item(item, targets, &mut buffer, gradients, classes);
+        if self.by_speed() {
+            // This rank's speed, items a second, in its own slot of one per rank.
+            let mut speeds = vec![0.0; self.size()];
+            let seconds = started.elapsed().as_secs_f64();
+            if !mine.is_empty() && seconds > 0.0 {
+                speeds[self.rank()] = (mine.len() as f64 / seconds) as f32;
+            }
+            buffer.extend(speeds);
+        }
+        let offset = buffer.len();
+        let item = self.reduce_item(item, targets, &mut buffer, offset, classes, mine);
+        if self.by_speed() {
+            lock(&self.speeds).update(&buffer[gradients..offset]);
+        }
         let mut grads = GradientsParams::new();
         model.visit(&mut Unflatten {
             grads: &mut grads,
@@ -236,12 +298,13 @@ impl Distributed {
         targets: Tensor<1, Int>,
         classes: usize,
     ) -> ClassificationOutput {
-        self.reduce_item(local, targets, &mut Vec::new(), 0, classes)
+        let mine = self.part(targets.dims()[0]);
+        self.reduce_item(local, targets, &mut Vec::new(), 0, classes, mine)
     }
 
-    /// Appends this rank's logits (in its slice's rows of a zeroed `[items, classes]`) and loss
-    /// to `buffer` (which holds `offset` values before them), reduces it, and reads the whole
-    /// batch's logits and loss back.
+    /// Appends this rank's logits (in its slice's rows, `mine`, of a zeroed `[items, classes]`)
+    /// and loss to `buffer` (which holds `offset` values before them), reduces it, and reads the
+    /// whole batch's logits and loss back.
     fn reduce_item(
         &self,
         local: Option<ClassificationOutput>,
@@ -249,10 +312,10 @@ impl Distributed {
         buffer: &mut Vec<f32>,
         offset: usize,
         classes: usize,
+        mine: Range<usize>,
     ) -> ClassificationOutput {
         let device = targets.device();
         let items = targets.dims()[0];
-        let mine = self.part(items);
         buffer.resize(offset + items * classes, 0.0);
         let mut loss = 0.0f32;
         if let Some(local) = local {
@@ -385,14 +448,15 @@ impl Distributed {
     }
 
     /// Checks, on every rank alike, that the ranks can train together: the same configuration
-    /// and data as rank 0's, no data-loading threads, and an item of each batch for each rank.
+    /// (and slicing) and data as rank 0's, no data-loading threads, and an item of each batch for each rank.
     pub(crate) fn check_alike(
         &self,
         config: &TrainingConfig,
         train: &FashionMnistDataset,
         test: &FashionMnistDataset,
     ) -> Result<(), DistributedError> {
-        let settings = Md5::digest(serde_json::to_vec(config).expect("a config serialises"));
+        let settings = (config, self.slicing_on(config.backend) == Slicing::Equal);
+        let settings = Md5::digest(serde_json::to_vec(&settings).expect("a config serialises"));
         let mut data = Md5::new();
         for set in [train, test] {
             data.update(set.labels());
@@ -501,21 +565,136 @@ impl ModuleVisitor for Unflatten<'_> {
 
 #[cfg(test)]
 mod tests {
+    use burn::nn::LinearConfig;
+
     use super::*;
 
-    #[test]
-    fn parts_cover_the_items_in_rank_order() {
-        for (items, size) in [(256, 2), (96, 3), (5, 4), (3, 8)] {
-            let ranges: Vec<_> = (0..size).map(|r| part(items, r, size)).collect();
-            assert_eq!(ranges[0].start, 0);
-            assert_eq!(ranges[size - 1].end, items);
-            for pair in ranges.windows(2) {
-                assert_eq!(pair[0].end, pair[1].start);
-            }
-            let (min, max) = ranges.iter().fold((usize::MAX, 0), |(lo, hi), r| {
-                (lo.min(r.len()), hi.max(r.len()))
-            });
-            assert!(max - min <= 1, "{items} over {size}: {ranges:?}");
+    /// Rank 0 of two, the other rank pretended: a sum adds `other` to the values at its
+    /// offsets (the other rank's contribution), and records the buffer it was given.
+    struct PretendPair {
+        other: Vec<(usize, f32)>,
+        seen: Mutex<Vec<f32>>,
+    }
+
+    impl Collective for PretendPair {
+        fn rank(&self) -> usize {
+            0
         }
+        fn size(&self) -> usize {
+            2
+        }
+        fn sum_f32(&self, mut values: Vec<f32>) -> Vec<f32> {
+            *lock(&self.seen) = values.clone();
+            for &(at, value) in &self.other {
+                values[at] += value;
+            }
+            values
+        }
+        fn sum_f64(&self, values: Vec<f64>) -> Vec<f64> {
+            values
+        }
+        fn barrier(&self) {}
+        fn broadcast(&self, _: &mut Vec<u8>) {}
+        fn gather(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+            vec![bytes.to_vec(); 2]
+        }
+        fn abort(&self, code: i32) -> ! {
+            panic!("abort {code}")
+        }
+    }
+
+    /// One training step's reduction on rank 0 of `distributed`, for a linear layer of 3 inputs
+    /// and 2 classes (6 weights, 2 biases and a flag for each come first in the buffer) over a batch of 4, rank
+    /// 0's slice the first 2 items, the step begun `ago`.
+    fn step(distributed: &Distributed, ago: Duration) -> TrainOutput<ClassificationOutput> {
+        let device = Backend::Flex.device().unwrap().autodiff();
+        let layer = LinearConfig::new(3, 2).init(&device);
+        let logits = layer.forward(Tensor::<2>::ones([2, 3], &device));
+        let loss = logits.clone().sum();
+        let targets = Tensor::<1, Int>::from_data([0, 1, 0, 1], &device);
+        let item = ClassificationOutput {
+            loss: loss.clone(),
+            output: logits,
+            targets: targets.clone().narrow(0, 0, 2),
+        };
+        let local = TrainOutput::new(&layer, loss.backward(), item);
+        let started = Instant::now() - ago;
+        distributed.reduce_training(&layer, Some(local), targets, 2, 0..2, started)
+    }
+
+    /// A slicing chosen holds on every backend; otherwise it is the backend's default.
+    #[test]
+    fn a_chosen_slicing_holds_on_every_backend() {
+        let pair = || -> Arc<dyn Collective> {
+            Arc::new(PretendPair {
+                other: vec![],
+                seen: Mutex::default(),
+            })
+        };
+        for backend in Backend::ALL {
+            let default = Distributed::new(pair()).for_backend(backend);
+            assert_eq!(default.slicing, Some(Slicing::default_for(backend)));
+            for chosen in [Slicing::BySpeed, Slicing::Equal] {
+                let distributed = Distributed::new(pair()).with_slicing(chosen);
+                assert_eq!(distributed.slicing_on(backend), chosen);
+                assert_eq!(distributed.for_backend(backend).slicing, Some(chosen));
+            }
+        }
+        // Not yet set for a backend: equal.
+        assert!(!Distributed::new(pair()).by_speed());
+    }
+
+    /// The reduction carries each rank's speed after the gradients; every rank sizes the next
+    /// slices from them. Rank 0 computed 2 items in at least 20 ms (at most 100 a second), the
+    /// other rank reports 300 a second: rank 0 then takes at most a quarter of a batch.
+    #[test]
+    fn slices_follow_the_speeds_the_reduction_carries() {
+        let pair = Arc::new(PretendPair {
+            other: vec![(11, 300.0)],
+            seen: Mutex::default(),
+        });
+        let distributed =
+            Distributed::new(Arc::clone(&pair) as Arc<dyn Collective>).for_backend(Backend::Flex);
+        assert_eq!(
+            distributed.training_part(400),
+            0..200,
+            "equal before any step"
+        );
+        let output = step(&distributed, Duration::from_millis(20));
+        let seen = lock(&pair.seen).clone();
+        // 8 gradients and 2 flags, 2 speeds, 4x2 logits, the loss, the stop request.
+        assert_eq!(seen.len(), 10 + 2 + 8 + 1 + 1);
+        assert!(
+            seen[10] > 0.0 && seen[10] <= 100.0,
+            "rank 0's speed: {}",
+            seen[10]
+        );
+        assert_eq!(seen[11], 0.0, "rank 1's slot is rank 1's to fill");
+        let mine = distributed.training_part(400);
+        assert_eq!(mine.start, 0);
+        assert!((1..=100).contains(&mine.len()), "{mine:?}");
+        // The logits are rank 0's rows of the batch's; the other rank's are its own (zero here).
+        let logits = output
+            .item
+            .output
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(logits.len(), 8);
+        assert!(logits[4..].iter().all(|&v| v == 0.0), "{logits:?}");
+
+        // Equal slices (chosen, over the backend's default): no speeds travel, the slices stay
+        // equal.
+        let pair = Arc::new(PretendPair {
+            other: vec![],
+            seen: Mutex::default(),
+        });
+        let distributed = Distributed::new(Arc::clone(&pair) as Arc<dyn Collective>)
+            .with_slicing(Slicing::Equal)
+            .for_backend(Backend::Flex);
+        step(&distributed, Duration::from_millis(20));
+        assert_eq!(lock(&pair.seen).len(), 10 + 8 + 1 + 1);
+        assert_eq!(distributed.training_part(400), 0..200);
     }
 }

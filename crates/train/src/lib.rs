@@ -48,6 +48,7 @@ pub mod distributed;
 pub mod mpi;
 mod renderer;
 mod signals;
+mod slices;
 pub mod training;
 // Timed training steps.
 pub mod bench;

@@ -132,9 +132,10 @@ fn classify(
 }
 
 impl TrainingModel {
-    /// The training step of this rank of `distributed`: its slice of the batch through
-    /// [`Self::split_step`] (over its cores), its loss weighted by the slice's share of the
-    /// whole batch; then the gradients summed and the logits gathered over the ranks.
+    /// The training step of this rank of `distributed`: its slice of the batch (sized by the
+    /// ranks' speeds, or equal) through [`Self::split_step`] (over its cores), its loss weighted
+    /// by the slice's share of the whole batch; then the gradients summed and the logits
+    /// gathered over the ranks.
     fn distributed_step(
         &self,
         distributed: &Distributed,
@@ -142,8 +143,9 @@ impl TrainingModel {
         targets: Tensor<1, Int>,
         partners: Partners,
     ) -> TrainOutput<ClassificationOutput> {
+        let started = std::time::Instant::now();
         let items = images.dims()[0];
-        let mine = distributed.part(items);
+        let mine = distributed.training_part(items);
         let cut = |t: &Tensor<1, Int>| t.clone().narrow(0, mine.start, mine.len());
         // Nothing of this batch (a last batch smaller than the ranks): no gradient, no logits.
         let local = (!mine.is_empty()).then(|| {
@@ -153,7 +155,7 @@ impl TrainingModel {
             self.split_step(images, cut(&targets), partners, split, items)
         });
         let classes = self.model.head.weight.dims()[1];
-        distributed.reduce_training(self, local, targets, classes)
+        distributed.reduce_training(self, local, targets, classes, mine, started)
     }
 }
 

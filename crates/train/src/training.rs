@@ -235,7 +235,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         build.distill_from = build.distill_from.map(|p| teacher_near(p, run.root()));
     }
     let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?
-        .with_distributed(options.distributed.clone());
+        .with_distributed((options.distributed.clone()).map(|d| d.for_backend(config.backend)));
     if !resumed || !leader {
         run.create()?;
         lock = Some(run.lock()?);

@@ -187,8 +187,9 @@ fn succeeds(what: &str, command: &mut Command) -> Output {
 
 /// Two ranks, one thread each, end an epoch of four steps (random shifts, flips, erasing and
 /// mixup on) with the weights one process of two threads ends it with, over shared memory and
-/// over TCP: within 1e-6 of each tensor's largest weight (the gradients' sums may round in
-/// another order; here they are equal to the bit).
+/// over TCP: within 1e-6 of each tensor's largest weight, their slices sized by their speeds
+/// (the gradients' sums round in another order where the slices are not the process's two
+/// halves); with `--slices equal`, equal to the bit.
 #[test]
 fn two_ranks_end_with_the_weights_of_one_process() {
     let Some(xtask_mpi) = mpi_xtask() else {
@@ -208,9 +209,10 @@ fn two_ranks_end_with_the_weights_of_one_process() {
             .env("RAYON_NUM_THREADS", "2"),
     );
     let alone = weights(&one);
-    for (name, mca) in [
-        ("shared-memory", &[][..]),
-        ("tcp", &["btl", "tcp,self"][..]),
+    for (name, mca, slices) in [
+        ("shared-memory", &[][..], &[][..]),
+        ("tcp", &["btl", "tcp,self"][..], &[][..]),
+        ("equal-slices", &[][..], &["--slices", "equal"][..]),
     ] {
         let run = tmp.path().join(name);
         let out = succeeds(
@@ -219,6 +221,7 @@ fn two_ranks_end_with_the_weights_of_one_process() {
                 .arg(&xtask_mpi)
                 .args(&args)
                 .arg("--distributed")
+                .args(slices)
                 .arg("--artifacts")
                 .arg(&run),
         );
@@ -230,7 +233,11 @@ fn two_ranks_end_with_the_weights_of_one_process() {
             "rank 0 alone: {stdout}"
         );
         let difference = relative_difference(&weights(&run), &alone);
-        assert!(difference <= 1e-6, "{name}: {difference}");
+        if slices.is_empty() {
+            assert!(difference <= 1e-6, "{name}: {difference}");
+        } else {
+            assert_eq!(difference, 0.0, "{name}");
+        }
         // Rank 0 wrote the run as one process does.
         for file in [
             "config.json",
@@ -245,7 +252,8 @@ fn two_ranks_end_with_the_weights_of_one_process() {
 }
 
 /// `bench --distributed` over two ranks: rank 0 alone reports, and its report says what a
-/// step's reduction carries and costs, the wait for the last rank timed apart from the transfer.
+/// step's reduction carries and costs, each rank's wait for the other timed apart from the
+/// transfer, and the slices rank 0 took (sized by speed).
 #[test]
 fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     let Some(xtask_mpi) = mpi_xtask() else {
@@ -280,15 +288,22 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
         "rank 0 alone: {stdout}"
     );
     assert!(stdout.contains("waiting for the last rank"), "{stdout}");
+    assert!(stdout.contains("slices by speed: rank 0 took"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let number = |field: &str| report[field].as_f64().unwrap_or_else(|| panic!("{field}"));
     assert_eq!(number("ranks"), 2.0);
     // The coursework model's 143,786 gradients and a flag for each of its 20 parameters, the
-    // batch's 32 x 10 logits, its loss and the stop requests, as f32.
+    // ranks' 2 speeds, the batch's 32 x 10 logits, its loss and the stop requests, as f32.
     assert_eq!(
         number("reduce_bytes_per_step"),
-        4.0 * (143_786.0 + 20.0 + 320.0 + 2.0),
+        4.0 * (143_786.0 + 20.0 + 2.0 + 320.0 + 2.0),
+        "{report}"
+    );
+    assert_eq!(report["equal_slices"], false, "{report}");
+    let slice = |i: usize| report["slice_items"][i].as_u64().unwrap();
+    assert!(
+        1 <= slice(0) && slice(0) <= slice(1) && slice(1) < 32,
         "{report}"
     );
     let (total, wait) = (
@@ -296,6 +311,16 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
         number("reduce_wait_ms_per_step"),
     );
     assert!(total > 0.0 && (0.0..total).contains(&wait), "{report}");
+    // Each rank's wait, rank 0's the report's own.
+    let waits: Vec<f64> = report["reduce_wait_ms_by_rank"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    assert_eq!(waits.len(), 2, "{report}");
+    assert_eq!(waits[0], wait, "{report}");
+    assert!(waits[1] >= 0.0, "{report}");
     assert!(number("optimizer_ms_per_step") > 0.0, "{report}");
     assert!(number("train_images_per_s") > 0.0, "{report}");
 }
@@ -470,8 +495,8 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
 }
 
 /// Bad starts, each one line on stderr (rank 0's) with nothing written: `--distributed` in a
-/// build without MPI; ranks given other flags, or other data, than rank 0; a global batch
-/// smaller than the ranks.
+/// build without MPI; ranks given other flags (`--slices equal` among them), or other data,
+/// than rank 0; a global batch smaller than the ranks.
 #[test]
 fn bad_starts_are_one_line_each_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -507,10 +532,17 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
     let mut other_lr = base(&data, 128);
     other_lr.extend(["--lr", "0.002"].map(String::from));
     let small_batch = base(&data, 1);
+    let mut equal_slices = base(&data, 128);
+    equal_slices.extend(["--slices", "equal"].map(String::from));
     for (case, rank1, needle) in [
         (
             "different flags",
             other_lr,
+            "different configurations: rank 1 differs",
+        ),
+        (
+            "equal slices on one rank",
+            equal_slices,
             "different configurations: rank 1 differs",
         ),
         (
