@@ -12,7 +12,7 @@ use fashion_mixer_model::Backend;
 /// How the ranks share each training batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slicing {
-    /// Each rank's slice sized by its speed over the last steps ([`Speeds`]).
+    /// Each rank's slice sized by its speed over the last steps.
     BySpeed,
     /// Equal slices: a run's arithmetic then does not depend on the ranks' speeds, and two
     /// ranks' weights are one process's over as many threads to the bit.
