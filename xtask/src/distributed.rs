@@ -36,6 +36,7 @@ mod with_mpi {
     use std::sync::Arc;
 
     use anyhow::Result;
+    use fashion_mixer_run::scratch::ScratchRun;
     use fashion_mixer_run::{Progress, RunDir};
     use fashion_mixer_train::TrainError;
     use fashion_mixer_train::distributed::{Collective, Distributed};
@@ -45,9 +46,10 @@ mod with_mpi {
 
     /// This process's place among the ranks, over MPI.
     pub struct Rank {
+        /// The folder a rank other than 0 trains into; dropped first, before MPI ends (which,
+        /// once `mpirun` is stopping the job, may wait until the process is killed).
+        scratch: Option<ScratchRun>,
         collective: Arc<MpiCollective>,
-        /// The folder a rank other than 0 trains into, removed when it ends.
-        scratch: Option<tempfile::TempDir>,
     }
 
     impl Rank {
@@ -55,8 +57,8 @@ mod with_mpi {
         pub fn join() -> Result<Self> {
             let collective = Arc::new(MpiCollective::start()?);
             Ok(Self {
-                collective,
                 scratch: None,
+                collective,
             })
         }
 
@@ -81,15 +83,15 @@ mod with_mpi {
             }
         }
 
-        /// The folder this rank writes: the run's for rank 0, a temporary one for the others.
+        /// The folder this rank writes: the run's for rank 0, a temporary one for the others
+        /// (made after removing those that killed ranks of its number left).
         pub fn folder(&mut self, run: &RunDir) -> Result<RunDir> {
             if self.leads() {
                 return Ok(run.clone());
             }
-            let scratch = tempfile::Builder::new()
-                .prefix(&format!("fashion-mixer-rank{}-", self.rank()))
-                .tempdir()?;
-            let folder = RunDir::new(scratch.path().join("run"));
+            let prefix = format!("fashion-mixer-rank{}-", self.rank());
+            let scratch = ScratchRun::new(&std::env::temp_dir(), &prefix)?;
+            let folder = scratch.run();
             self.scratch = Some(scratch);
             Ok(folder)
         }

@@ -279,6 +279,12 @@ fn say_how_it_ended(run: &RunDir, report: &TrainReport) {
     }
     if let Some(files) = &report.report {
         println!("report: {}", files.report.display());
+        if !files.scored && !report.history.is_empty() {
+            println!(
+                "the record is not scored yet (a run stopped over several ranks): cargo xtask report --artifacts {}",
+                run.root().display()
+            );
+        }
     }
     if report.interrupted {
         println!(

@@ -1,6 +1,6 @@
 //! One training run of the Fashion-MNIST Mixer as it lives on disk, and everything read from it:
 //! its configuration (`config.json`, the presets), its folder (paths, atomic writes, the
-//! one-writer lock), its per-epoch `metrics.csv`, the model it saved put to use (inference,
+//! one-writer lock, a temporary one for a rank other than 0), its per-epoch `metrics.csv`, the model it saved put to use (inference,
 //! evaluation) and its report (`report.md` and the pictures).
 //!
 //! Neither burn-train nor the optimizers are in its build: serving, inference and export use
@@ -24,6 +24,7 @@ mod progress;
 // The folder and its files.
 pub mod metrics;
 pub mod run_dir;
+pub mod scratch;
 // The saved model put to use.
 pub mod evaluation;
 pub mod inference;

@@ -355,7 +355,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     let diverged = *divergence.lock().expect("not poisoned");
     if let Some(at) = diverged {
         // The record of the last good epoch stays; report on it, then say what happened.
-        report(run, splits, distributed)?;
+        report(run, splits, distributed, false)?;
         return Err(TrainError::Diverged {
             at,
             checkpoint: run
@@ -382,7 +382,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         write_atomic(&run.model(), &bytes)?;
     }
     // Pictures and report.md, for finished and interrupted runs alike.
-    let report = report(run, splits, distributed)?;
+    let report = report(run, splits, distributed, interrupted)?;
     Ok(TrainReport {
         history,
         config,
@@ -396,16 +396,22 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
 /// `eval.json`, `report.md` and the pictures of the run in `run`, its record scored on
 /// `splits`; with other ranks, each scores its share of every split (from its own folder's
 /// record, the same weights as rank 0's), and rank 0 alone writes the report.
+///
+/// Ranks that were `interrupted` score nothing: Open MPI's `mpirun` passes Ctrl-C on as SIGTERM
+/// and kills the ranks a second later (`odls_base_sigkill_timeout`), too soon to score 70,000
+/// images, so rank 0 writes the curves and the table at once and `cargo xtask report` scores
+/// the record.
 fn report(
     run: &RunDir,
     splits: (FashionMnistDataset, FashionMnistDataset),
     distributed: Option<&Distributed>,
+    interrupted: bool,
 ) -> Result<Option<ReportFiles>, TrainError> {
     let Some(d) = distributed else {
         return Ok(Some(report_run::<TrainError>(run, |_| Ok(Some(splits)))?));
     };
     // Every rank has a record or none alike: the same checkpoints, the same end.
-    if record_path(run).is_ok() {
+    if !interrupted && record_path(run).is_ok() {
         let loaded = load_model(run, None)?;
         evaluate_shared(run, &loaded, &splits.0, &splits.1, d)?;
     }

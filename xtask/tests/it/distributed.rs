@@ -371,12 +371,34 @@ fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, Strin
     }
 }
 
+/// The temporary folder of the ranks training into `run` (`TMPDIR`): `run`'s sibling `tmp/`.
+fn temp_of(run: &Path) -> PathBuf {
+    let temp = run.parent().unwrap().join("tmp");
+    std::fs::create_dir_all(&temp).unwrap();
+    temp
+}
+
+/// The folders that ranks other than 0 train into, left in `temp`.
+fn rank_folders(temp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(temp)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("fashion-mixer-rank")
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Two ranks training `epochs` of 64-image batches into `run`, on the data in `run`'s folder's
 /// `data/` (stderr piped; stdout piped when `stdout`), until the first epoch's checkpoint is
 /// written.
 fn started_job(xtask_mpi: &Path, run: &Path, epochs: usize, stdout: bool) -> Child {
     let data = run.parent().unwrap().join("data");
     let child = mpirun(2, &[])
+        .env("TMPDIR", temp_of(run))
         .arg(xtask_mpi)
         .args(training(&data, epochs, 64))
         .args(["--distributed", "--artifacts"])
@@ -398,6 +420,7 @@ fn resumes(xtask_mpi: &Path, run: &Path, epochs: usize) {
     let out = succeeds(
         "resume",
         mpirun(2, &[])
+            .env("TMPDIR", temp_of(run))
             .arg(xtask_mpi)
             .args([
                 "train",
@@ -416,11 +439,12 @@ fn resumes(xtask_mpi: &Path, run: &Path, epochs: usize) {
     let rows = read_metrics(&run.join("metrics.csv")).unwrap();
     assert_eq!(rows.len(), epochs, "{rows:?}");
     assert!(run.join("model.bpk").is_file());
+    assert_eq!(rank_folders(&temp_of(run)), Vec::<PathBuf>::new());
 }
 
 /// Killed in the middle of its second epoch, one rank takes the job down within 10 s, with a
 /// line naming the rank; the run then resumes over two ranks from its first epoch's checkpoint
-/// and finishes.
+/// and finishes, its rank 1 removing the folder that the killed rank 1 left.
 #[test]
 fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     let Some(xtask_mpi) = mpi_xtask() else {
@@ -450,13 +474,16 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     assert!(stderr.contains("rank 1"), "{stderr}");
     let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
     assert!((1..3).contains(&kept), "{kept} epochs kept");
+    assert_eq!(rank_folders(&temp_of(&run)).len(), 1, "the killed rank's");
     resumes(&xtask_mpi, &run, 3);
 }
 
-/// Ctrl-C (SIGINT to `mpirun`, which passes it on) stops both ranks after the same step: rank 0
-/// says the run was interrupted, no rank reports an error, the folder holds the epochs done
-/// (fewer than asked), and the run resumes over two ranks. (`mpirun` itself ends with its own
-/// status for a job it was asked to stop.)
+/// Ctrl-C (SIGINT to `mpirun`, which passes it on as SIGTERM a second later and kills the ranks
+/// a second after that) stops both ranks after the same step, in time: rank 0 says the run was
+/// interrupted and how to score its record, and writes its report; no rank reports an error;
+/// the folder holds the epochs done (fewer than asked); rank 1 removes its folder; the run
+/// resumes over two ranks. (`mpirun` itself ends with its own status for a job it was asked to
+/// stop.)
 #[test]
 fn ctrl_c_stops_every_rank_and_the_run_resumes() {
     let Some(xtask_mpi) = mpi_xtask() else {
@@ -466,7 +493,8 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
     let data = tmp.path().join("data");
     synthetic::write_idx_dir(&data, 8192, 128).unwrap();
     let run = tmp.path().join("run");
-    let mut child = started_job(&xtask_mpi, &run, 5, true);
+    const EPOCHS: usize = 10;
+    let mut child = started_job(&xtask_mpi, &run, EPOCHS, true);
     let mpirun_pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -484,14 +512,20 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
         .unwrap();
     let (_, stderr, _) = finish(child, Duration::from_secs(60));
     assert!(stdout.contains("interrupted"), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("cargo xtask report --artifacts"),
+        "{stdout}"
+    );
     assert!(!stderr.contains("error:"), "{stderr}");
+    assert!(run.join("report.md").is_file());
+    assert_eq!(rank_folders(&temp_of(&run)), Vec::<PathBuf>::new());
     let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
-    assert!((1..5).contains(&kept), "{kept} epochs kept");
+    assert!((1..EPOCHS).contains(&kept), "{kept} epochs kept");
     assert!(
         !run.join("model.bpk").exists(),
         "an interrupted run has no final record"
     );
-    resumes(&xtask_mpi, &run, 5);
+    resumes(&xtask_mpi, &run, EPOCHS);
 }
 
 /// Bad starts, each one line on stderr (rank 0's) with nothing written: `--distributed` in a

@@ -211,7 +211,9 @@ fn per_class(md: &mut String, eval: Option<&Evaluation>) {
     } else {
         let _ = writeln!(
             md,
-            "No model record could be evaluated, so there is no per-class accuracy or confusion matrix.\n"
+            "No model record is evaluated (the run has none yet, or it was stopped over several \
+             ranks: `cargo xtask report --artifacts <run>` scores it), so there is no per-class \
+             accuracy or confusion matrix.\n"
         );
     }
 }

@@ -24,6 +24,8 @@ pub struct ReportFiles {
     pub report: PathBuf,
     /// The pictures written (`confusion.png` only when there was an evaluation).
     pub pictures: Vec<PathBuf>,
+    /// Whether the report holds the record's evaluation (`eval.json`).
+    pub scored: bool,
 }
 
 /// Writes the picture `png` (as drawn, or why it could not be) to `path`.
@@ -109,7 +111,11 @@ pub fn write_report(
     let md = report_markdown(run.root(), config, metrics, eval);
     let report = run.root().join("report.md");
     write_atomic(&report, md.as_bytes())?;
-    Ok(ReportFiles { report, pictures })
+    Ok(ReportFiles {
+        report,
+        pictures,
+        scored: eval.is_some(),
+    })
 }
 
 /// The train and test splits, when a report needs them and has them.

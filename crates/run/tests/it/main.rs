@@ -7,6 +7,7 @@ mod metrics;
 mod plot;
 mod report;
 mod run_dir;
+mod scratch;
 
 /// Held by every test that computes on flex in this process: the backend's random numbers come
 /// from one process-wide generator, and a test reseeding it while another runs would change

@@ -63,6 +63,7 @@ fn report_from_metrics_and_record() {
     assert_png(&run.root().join("accuracy.png"), CHART_SIZE);
     assert_png(&run.root().join("confusion.png"), CONFUSION_SIZE);
     assert!(run.eval().is_file(), "the record was scored into eval.json");
+    assert!(files.scored);
 
     let md = std::fs::read_to_string(&files.report).unwrap();
     let json: serde_json::Value =
@@ -108,8 +109,9 @@ fn report_without_record_has_curves_but_no_confusion() {
     assert_eq!(files.pictures.len(), 2);
     assert_png(&run.root().join("loss.png"), CHART_SIZE);
     assert!(!run.root().join("confusion.png").exists());
+    assert!(!files.scored);
     let md = std::fs::read_to_string(&files.report).unwrap();
-    assert!(md.contains("No model record could be evaluated"), "{md}");
+    assert!(md.contains("No model record is evaluated"), "{md}");
 }
 
 /// A fresh checkout keeps no file times: the shipped `eval.json` counts as current when it
