@@ -41,7 +41,7 @@ mod checkpoint;
 mod epoch_logs;
 mod ledger;
 mod metric_logger;
-// The Learner wiring: the plain renderer, Ctrl-C, training and resume; over several
+// The Learner wiring: the plain renderer, Ctrl-C, the terminal, training and resume; over several
 // processes, data parallelism (MPI behind the `mpi` feature).
 pub mod distributed;
 #[cfg(feature = "mpi")]
@@ -49,6 +49,7 @@ pub mod mpi;
 mod renderer;
 mod signals;
 mod slices;
+mod terminal;
 pub mod training;
 // Timed training steps.
 pub mod bench;

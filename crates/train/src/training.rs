@@ -85,7 +85,8 @@ pub struct TrainOptions {
     pub data_dir: PathBuf,
     /// Continue the run in `run` from its newest checkpoint (its `config.json` is used).
     pub resume: bool,
-    /// Burn's terminal dashboard; otherwise one line per epoch through `progress`.
+    /// Burn's terminal dashboard, when this process is in its terminal's foreground; otherwise
+    /// one line per epoch through `progress`.
     pub tui: bool,
     /// Where the run's messages go without the dashboard (where it starts, one line per
     /// epoch).
@@ -282,13 +283,19 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     let divergence = DivergenceSlot::default();
     let ledger = EpochLedger::new(run.clone(), stop_requests.clone());
     // The dashboard shows progress itself; otherwise it goes to the caller's sink. The ranks
-    // other than 0 say nothing.
-    let tui = options.tui && leader;
+    // other than 0 say nothing. Only a process in the terminal's foreground may draw it.
+    let tui = options.tui && leader && crate::terminal::in_foreground();
     let plain = if tui || !leader {
         Progress::silent()
     } else {
         options.progress.clone()
     };
+    if options.tui && leader && !tui {
+        plain.emit(
+            "no dashboard: this process is not in its terminal's foreground (as under mpirun, \
+             or started with &); one line per epoch instead",
+        );
+    }
     let mut training = SupervisedTraining::new(run.logs(), loader_train, loader_test)
         .with_application_logger(options.experiment_log.then(|| {
             Box::new(FileApplicationLoggerInstaller::new(run.experiment_log()))

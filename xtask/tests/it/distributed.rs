@@ -21,7 +21,7 @@ use fashion_mixer_run::RunDir;
 use fashion_mixer_run::inference::load_model;
 use fashion_mixer_run::metrics::read_metrics;
 
-use crate::common::{assert_user_error, xtask};
+use crate::common::{assert_user_error, in_terminal, xtask};
 
 /// How to install what these tests need.
 const INSTALL: &str = "apt-get install -y openmpi-bin libopenmpi-dev libclang-dev";
@@ -183,6 +183,58 @@ fn succeeds(what: &str, command: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `command` as one shell command line, its environment set and removed through `env`.
+fn shell_line(command: &Command) -> String {
+    let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+    let mut words = vec!["env".to_string()];
+    for (key, value) in command.get_envs() {
+        let key = key.to_string_lossy();
+        match value {
+            Some(value) => words.push(quote(&format!("{key}={}", value.to_string_lossy()))),
+            None => words.extend(["-u".to_string(), quote(&key)]),
+        }
+    }
+    words.push(quote(&command.get_program().to_string_lossy()));
+    words.extend(command.get_args().map(|a| quote(&a.to_string_lossy())));
+    words.join(" ")
+}
+
+/// Rank 0 started from a terminal trains with one line per epoch, and says why: `mpirun` gives
+/// each rank a terminal of its own but runs it outside the foreground of the user's, where the
+/// dashboard would have the kernel stop rank 0 for good.
+#[test]
+fn rank_0_under_a_terminal_trains_with_lines() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 512, 128).unwrap();
+    let run = tmp.path().join("run");
+    let mut args = training(&data, 1, 64);
+    args.retain(|a| a != "--no-tui");
+    let mut command = mpirun(2, &[]);
+    command
+        .arg(&xtask_mpi)
+        .args(&args)
+        .args(["--distributed", "--artifacts"])
+        .arg(&run);
+    let Some((status, drawn)) = in_terminal(
+        &shell_line(&command),
+        &run.to_string_lossy(),
+        Duration::from_secs(120),
+    ) else {
+        return;
+    };
+    assert!(status.success(), "{drawn}");
+    assert!(
+        drawn.contains("no dashboard: this process is not in its terminal's foreground"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("finished epoch 1/1"), "{drawn}");
+    assert_eq!(read_metrics(&run.join("metrics.csv")).unwrap().len(), 1);
 }
 
 /// Two ranks, one thread each, end an epoch of four steps (random shifts, flips, erasing and

@@ -9,6 +9,8 @@ use fashion_mixer_data::synthetic;
 use fashion_mixer_run::RunDir;
 use fashion_mixer_run::metrics::read_metrics;
 
+use crate::common::in_terminal;
+
 fn xtask() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.env_remove("FASHION_MNIST_DIR");
@@ -292,4 +294,50 @@ fn wgpu_without_a_driver_fails_fast() {
     );
     assert!(took < Duration::from_secs(30), "took {took:?}");
     assert!(!run_dir.join("config.json").exists());
+}
+
+/// In a terminal, `train` draws the dashboard; started in the background of one (a job of its
+/// own, `&` in an interactive shell), it trains with one line per epoch and says why: the kernel
+/// stops a background process that takes the terminal, and the run would wait forever.
+#[test]
+fn in_a_terminal_the_dashboard_is_drawn_only_in_the_foreground() {
+    let (_tmp, data, run_dir) = fixture(512, 128);
+    let binary = env!("CARGO_BIN_EXE_xtask");
+    let train = |run: &Path| {
+        format!(
+            "{binary} train --offline --epochs 1 --batch-size 64 --data-dir '{}' --artifacts '{}'",
+            data.display(),
+            run.display()
+        )
+    };
+    let limit = Duration::from_secs(300);
+    let (foreground, background) = (run_dir.join("foreground"), run_dir.join("background"));
+
+    let Some((status, drawn)) =
+        in_terminal(&train(&foreground), &foreground.to_string_lossy(), limit)
+    else {
+        return;
+    };
+    assert!(status.success(), "{drawn}");
+    assert!(drawn.contains("\x1b[?1049h"), "no dashboard: {drawn}");
+    assert!(!drawn.contains("no dashboard"), "{drawn}");
+    assert_eq!(
+        read_metrics(&RunDir::new(&foreground).metrics())
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let job = format!(
+        "bash -c 'set -m; {} & wait $!'",
+        train(&background).replace('\'', "\"\"")
+    );
+    let (status, drawn) = in_terminal(&job, &background.to_string_lossy(), limit).unwrap();
+    assert!(status.success(), "{drawn}");
+    assert!(!drawn.contains("\x1b[?1049h"), "{drawn}");
+    assert!(
+        drawn.contains("no dashboard: this process is not in its terminal's foreground"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("finished epoch 1/1"), "{drawn}");
 }

@@ -28,3 +28,53 @@ pub fn assert_user_error(case: &str, out: &Output, needles: &[&str]) {
         );
     }
 }
+
+/// Runs the shell command line `command` in a terminal of its own (util-linux's `script`, as a
+/// user's terminal would), for at most `limit`; its exit status and all it drew. Past the limit
+/// it is killed, with every process whose command line holds `marker`: a process the kernel
+/// stopped for touching the terminal outlives `script`. `None` (after a SKIP) without `script`.
+pub fn in_terminal(
+    command: &str,
+    marker: &str,
+    limit: std::time::Duration,
+) -> Option<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    use std::time::Instant;
+
+    let mut child = match Command::new("script")
+        .args(["-q", "-e", "-c", command, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(_) => {
+            fashion_mixer_data::testing::skip(
+                "no `script` (util-linux's bsdutils) to give the command a terminal",
+            );
+            return None;
+        }
+    };
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut drawn = Vec::new();
+        let _ = stdout.read_to_end(&mut drawn);
+        String::from_utf8_lossy(&drawn).into_owned()
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = Command::new("pkill").args(["-KILL", "-f", marker]).status();
+            let _ = child.wait();
+            panic!("`{command}` still runs after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Some((status, reader.join().unwrap()))
+}
