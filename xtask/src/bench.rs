@@ -1,13 +1,14 @@
 //! `cargo xtask bench`: training and inference speed; writes bench.json.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
+use fashion_mixer_data::FashionMnistDataset;
 use fashion_mixer_model::Backend;
-use fashion_mixer_run::load_splits;
 use fashion_mixer_run::run_dir::{prepare_output, write_atomic};
-use fashion_mixer_train::bench::{BenchOptions, bench};
+use fashion_mixer_run::{TrainingConfig, load_splits};
+use fashion_mixer_train::bench::{BenchOptions, BenchReport, bench};
 
 use crate::data::DataDirArg;
 use crate::distributed::SlicesArg;
@@ -48,7 +49,21 @@ pub struct BenchArgs {
     pub slices: Option<SlicesArg>,
 }
 
+/// What a bench runs: the configuration, where its report goes, the training items, the
+/// options.
+type Prepared = (TrainingConfig, PathBuf, FashionMnistDataset, BenchOptions);
+
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.distributed {
+        return distributed_bench(args);
+    }
+    let (config, out, train, options) = prepare(args)?;
+    let report = bench(&config, &train, options, None)?;
+    say(&report, &out)
+}
+
+/// The configuration, the output and the data, from the flags.
+fn prepare(args: &BenchArgs) -> Result<Prepared> {
     let mut config = crate::flags::teacher_found(args.base.load()?);
     if let Some(backend) = args.backend {
         config.backend = backend;
@@ -67,14 +82,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         repeats: args.repeats,
         ..BenchOptions::default()
     };
-    let report = if args.distributed {
-        match distributed_bench(&config, &train, options, args.slices)? {
-            Some(report) => report,
-            None => return Ok(()), // a rank other than 0: rank 0 reports
-        }
-    } else {
-        bench(&config, &train, options, None)?
-    };
+    Ok((config, out, train, options))
+}
+
+/// Prints `report` and writes it to `out`.
+fn say(report: &BenchReport, out: &Path) -> Result<()> {
     if report.ranks > 1 {
         let (fewest, most) = report.slice_items;
         let taken = if fewest == most {
@@ -121,33 +133,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         report.infer_batch1_ms, report.infer_batch1024_images_per_s
     );
     let json = serde_json::to_string_pretty(&report)?;
-    write_atomic(&out, json.as_bytes())?;
+    write_atomic(out, json.as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
 }
 
 /// `bench --distributed` in a build without MPI.
 #[cfg(not(feature = "mpi"))]
-fn distributed_bench(
-    _: &fashion_mixer_run::TrainingConfig,
-    _: &fashion_mixer_data::FashionMnistDataset,
-    _: BenchOptions,
-    _: Option<SlicesArg>,
-) -> Result<Option<fashion_mixer_train::bench::BenchReport>> {
+fn distributed_bench(_: &BenchArgs) -> Result<()> {
     anyhow::bail!(crate::distributed::NOT_BUILT)
 }
 
-/// `bench --distributed`: this rank's part (each batch shared as `slices` says); rank 0's
-/// report (`None` on the others).
+/// `bench --distributed`: this rank's part (each batch shared as `--slices` says); rank 0
+/// reports, and says what was wrong if any rank's flags or files were.
 #[cfg(feature = "mpi")]
-fn distributed_bench(
-    config: &fashion_mixer_run::TrainingConfig,
-    train: &fashion_mixer_data::FashionMnistDataset,
-    options: BenchOptions,
-    slices: Option<SlicesArg>,
-) -> Result<Option<fashion_mixer_train::bench::BenchReport>> {
+fn distributed_bench(args: &BenchArgs) -> Result<()> {
     let rank = crate::distributed::Rank::join()?;
-    let distributed = rank.distributed(slices);
-    let report = bench(config, train, options, Some(&distributed)).map_err(|e| rank.fail(e))?;
-    Ok(rank.leads().then_some(report))
+    let (config, out, train, options) = rank.agree(prepare(args))?;
+    let distributed = rank.distributed(args.slices);
+    let report = bench(&config, &train, options, Some(&distributed)).map_err(|e| rank.fail(e))?;
+    if rank.leads() {
+        say(&report, &out)?;
+    }
+    Ok(())
 }

@@ -105,6 +105,29 @@ mod with_mpi {
             }
         }
 
+        /// What every rank made of its flags and files before the training starts, agreed:
+        /// `mine` where every rank's is `Ok`; otherwise rank 0 ends with its own error, or with
+        /// the first failing rank's, named, and the others end quietly ([`SaidElsewhere`]), so
+        /// that an error every rank meets is one line, not one per rank.
+        pub fn agree<T>(&self, mine: Result<T>) -> Result<T> {
+            let said = match &mine {
+                Ok(_) => Vec::new(),
+                Err(error) => format!("!{error}").into_bytes(),
+            };
+            let all = gather_texts(&*self.collective, &said);
+            let Some((failed, message)) = all.iter().enumerate().find(|(_, m)| !m.is_empty())
+            else {
+                return mine;
+            };
+            if !self.leads() {
+                return Err(SaidElsewhere.into());
+            }
+            match failed {
+                0 => mine,
+                rank => Err(anyhow::anyhow!("rank {rank}: {}", &message[1..])),
+            }
+        }
+
         /// What becomes of a training's error: one every rank meets alike is rank 0's to say
         /// and end with (the others end quietly); any other is said with this rank's number,
         /// and ends every rank now.
@@ -118,5 +141,23 @@ mod with_mpi {
             eprintln!("error: rank {}: {error}", self.rank());
             self.collective.abort(2)
         }
+    }
+
+    /// Every rank's `bytes` (of any length), as text, in rank order.
+    fn gather_texts(collective: &dyn Collective, bytes: &[u8]) -> Vec<String> {
+        let lengths: Vec<usize> = collective
+            .gather(&(bytes.len() as u64).to_le_bytes())
+            .iter()
+            .map(|b| u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) as usize)
+            .collect();
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let mut padded = bytes.to_vec();
+        padded.resize(longest, 0);
+        collective
+            .gather(&padded)
+            .iter()
+            .zip(&lengths)
+            .map(|(text, &length)| String::from_utf8_lossy(&text[..length.min(text.len())]).into())
+            .collect()
     }
 }

@@ -191,6 +191,17 @@ impl TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    if args.distributed {
+        return run_distributed(args);
+    }
+    let (config, options) = prepare(args)?;
+    let report = train(config, &options)?;
+    say_how_it_ended(&options.run, &report);
+    Ok(())
+}
+
+/// The configuration and where the run goes, from the flags.
+fn prepare(args: &TrainArgs) -> Result<(TrainingConfig, TrainOptions)> {
     if args.resume && args.overrides_config() {
         bail!(
             "--resume continues a run with its own config.json; leave out the other training flags"
@@ -207,7 +218,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .join(fashion_mixer_run::run_dir::utc_timestamp())
     }));
     let options = TrainOptions {
-        run: run.clone(),
+        run,
         data_dir: args.data.locate()?,
         resume: args.resume,
         tui: !args.no_tui && std::io::stdout().is_terminal(),
@@ -216,29 +227,22 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         // This process trains one run: Burn's log of it goes to its logs/experiment.log.
         experiment_log: true,
     };
-    if args.distributed {
-        return run_distributed(config, options, args.slices);
-    }
-    let report = train(config, &options)?;
-    say_how_it_ended(&run, &report);
-    Ok(())
+    Ok((config, options))
 }
 
 /// `train --distributed` in a build without MPI.
 #[cfg(not(feature = "mpi"))]
-fn run_distributed(_: TrainingConfig, _: TrainOptions, _: Option<SlicesArg>) -> Result<()> {
+fn run_distributed(_: &TrainArgs) -> Result<()> {
     bail!(crate::distributed::NOT_BUILT)
 }
 
-/// `train --distributed`: this rank's part of the training (each batch shared as `slices`
-/// says); rank 0 says how it ended.
+/// `train --distributed`: this rank's part of the training (each batch shared as `--slices`
+/// says); rank 0 says how it ended, and what was wrong if any rank's flags or files were.
 #[cfg(feature = "mpi")]
-fn run_distributed(
-    config: TrainingConfig,
-    mut options: TrainOptions,
-    slices: Option<SlicesArg>,
-) -> Result<()> {
+fn run_distributed(args: &TrainArgs) -> Result<()> {
     let mut rank = crate::distributed::Rank::join()?;
+    let (config, mut options) = rank.agree(prepare(args))?;
+    let slices = args.slices;
     let run = options.run.clone();
     options.run = rank.folder(&run)?;
     options.progress = rank.progress();

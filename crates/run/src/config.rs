@@ -235,6 +235,16 @@ pub enum TrainingConfigError {
         /// What it is.
         value: f64,
     },
+    /// The warm-up takes more epochs than the run has.
+    #[error(
+        "warmup_epochs ({warmup}) must be at most epochs ({epochs}): fewer --warmup-epochs, or more --epochs"
+    )]
+    WarmupLongerThanRun {
+        /// `warmup_epochs`.
+        warmup: usize,
+        /// `epochs`.
+        epochs: usize,
+    },
 }
 
 impl TrainingConfig {
@@ -375,10 +385,9 @@ impl TrainingConfig {
             });
         }
         if self.warmup_epochs > self.epochs {
-            return Err(TrainingConfigError::Rate {
-                name: "warmup_epochs",
-                rule: "at most epochs",
-                value: self.warmup_epochs as f64,
+            return Err(TrainingConfigError::WarmupLongerThanRun {
+                warmup: self.warmup_epochs,
+                epochs: self.epochs,
             });
         }
         if !(0.0..=1.0).contains(&self.random_erasing) {

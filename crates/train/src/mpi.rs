@@ -113,17 +113,15 @@ fn serve(world: &SimpleCommunicator, queue: Receiver<Call>) {
             }
             Call::Gather(bytes, reply) => {
                 let size = world.size() as usize;
+                // Every rank's buffer is as long: empty on one, empty on all. MPI refuses to
+                // gather nothing.
+                if bytes.is_empty() {
+                    let _ = reply.send(vec![Vec::new(); size]);
+                    continue;
+                }
                 let mut all = vec![0u8; bytes.len() * size];
                 world.all_gather_into(&bytes[..], &mut all[..]);
-                let each = all
-                    .chunks_exact(bytes.len().max(1))
-                    .map(<[u8]>::to_vec)
-                    .collect::<Vec<_>>();
-                let _ = reply.send(if bytes.is_empty() {
-                    vec![Vec::new(); size]
-                } else {
-                    each
-                });
+                let _ = reply.send(all.chunks_exact(bytes.len()).map(<[u8]>::to_vec).collect());
             }
             Call::Abort(code) => world.abort(code),
         }

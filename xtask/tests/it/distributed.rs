@@ -620,33 +620,45 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
     let small_batch = base(&data, 1);
     let mut equal_slices = base(&data, 128);
     equal_slices.extend(["--slices", "equal"].map(String::from));
-    for (case, rank1, needle) in [
+    let mut too_short = base(&data, 128);
+    too_short.extend(["--warmup-epochs", "2"].map(String::from));
+    let missing = tmp.path().join("no-data");
+    let no_data = base(&missing, 128);
+    for (case, rank0, rank1, needle) in [
         (
             "different flags",
+            base(&data, 128),
             other_lr,
             "different configurations: rank 1 differs",
         ),
         (
             "equal slices on one rank",
+            base(&data, 128),
             equal_slices,
             "different configurations: rank 1 differs",
         ),
         (
             "different data",
+            base(&data, 128),
             base(&other_data, 128),
             "different data: the IDX files of rank 1 differ",
         ),
         (
             "a batch of 1",
             small_batch.clone(),
+            small_batch,
             "global batch of 1 is smaller than the 2 ranks",
         ),
+        // Every rank meets it alike, before training: said once, by rank 0.
+        (
+            "a configuration every rank refuses",
+            too_short.clone(),
+            too_short,
+            "warmup_epochs (2) must be at most epochs (1)",
+        ),
+        // Rank 1 alone meets it: rank 0 says it, naming the rank.
+        ("no data on rank 1", base(&data, 128), no_data, "rank 1: "),
     ] {
-        let rank0 = if case == "a batch of 1" {
-            small_batch.clone()
-        } else {
-            base(&data, 128)
-        };
         // One program per rank (MPI's ":" between them), each with its own arguments.
         let out = mpirun(1, &[])
             .arg(&xtask_mpi)
@@ -661,6 +673,9 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
         let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(ours.len(), 1, "{case}: {stderr}");
         assert!(ours[0].contains(needle), "{case}: {stderr}");
+        if case == "no data on rank 1" {
+            assert!(ours[0].contains(&*missing.to_string_lossy()), "{stderr}");
+        }
         for bad in ["panicked", "backtrace"] {
             assert!(!stderr.contains(bad), "{case}: {stderr}");
         }

@@ -185,7 +185,10 @@ fn every_option_from_the_command_line() {
     assert_user_error(
         "warm-up longer than the run",
         &out,
-        &["warmup_epochs must be at most epochs, got 2"],
+        &[
+            "warmup_epochs (2) must be at most epochs (1)",
+            "--warmup-epochs",
+        ],
     );
     assert!(!run3.exists());
 }
