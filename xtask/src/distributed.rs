@@ -67,6 +67,11 @@ mod with_mpi {
             self.collective.rank()
         }
 
+        /// How many ranks there are.
+        pub fn size(&self) -> usize {
+            self.collective.size()
+        }
+
         /// Whether this rank speaks and writes the run (rank 0).
         pub fn leads(&self) -> bool {
             self.rank() == 0

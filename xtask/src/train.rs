@@ -196,7 +196,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let (config, options) = prepare(args)?;
     let report = train(config, &options)?;
-    say_how_it_ended(&options.run, &report);
+    say_how_it_ended(&options.run, &report, "cargo xtask train");
     Ok(())
 }
 
@@ -252,13 +252,18 @@ fn run_distributed(args: &TrainArgs) -> Result<()> {
     drop(options);
     let report = result.map_err(|e| rank.fail(e))?;
     if rank.leads() {
-        say_how_it_ended(&run, &report);
+        let again = format!(
+            "mpirun -np {} cargo xtask-mpi train --distributed",
+            rank.size()
+        );
+        say_how_it_ended(&run, &report, &again);
     }
     Ok(())
 }
 
-/// The lines that close `train`: how far the run got, its report, how to resume it.
-fn say_how_it_ended(run: &RunDir, report: &TrainReport) {
+/// The lines that close `train`: how far the run got, its report, how to resume it (with the
+/// command `again`).
+fn say_how_it_ended(run: &RunDir, report: &TrainReport, again: &str) {
     let total = report.config.epochs;
     if report.already_finished {
         println!(
@@ -292,7 +297,7 @@ fn say_how_it_ended(run: &RunDir, report: &TrainReport) {
     }
     if report.interrupted {
         println!(
-            "interrupted: every completed epoch is saved; continue with: cargo xtask train --artifacts {} --resume",
+            "interrupted: every completed epoch is saved; continue with: {again} --artifacts {} --resume",
             run.root().display()
         );
     }

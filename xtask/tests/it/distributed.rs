@@ -568,6 +568,12 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
         stdout.contains("cargo xtask report --artifacts"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(
+            "continue with: mpirun -np 2 cargo xtask-mpi train --distributed --artifacts"
+        ),
+        "{stdout}"
+    );
     assert!(!stderr.contains("error:"), "{stderr}");
     assert!(run.join("report.md").is_file());
     assert_eq!(rank_folders(&temp_of(&run)), Vec::<PathBuf>::new());
