@@ -1,7 +1,8 @@
 //! One training run of the Fashion-MNIST Mixer as it lives on disk, and everything read from it:
 //! its configuration (`config.json`, the presets), its folder (paths, atomic writes, the
-//! one-writer lock, a temporary one for a rank other than 0), its per-epoch `metrics.csv`, the model it saved put to use (inference,
-//! evaluation) and its report (`report.md` and the pictures).
+//! one-writer lock, a temporary one for a rank other than 0), its per-epoch `metrics.csv`, the
+//! model it saved put to use (inference, evaluation) and its report (`report.md` and the
+//! pictures).
 //!
 //! Neither burn-train nor the optimizers are in its build: serving, inference and export use
 //! it without them.

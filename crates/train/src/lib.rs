@@ -41,8 +41,8 @@ mod checkpoint;
 mod epoch_logs;
 mod ledger;
 mod metric_logger;
-// The Learner wiring: the plain renderer, Ctrl-C, the terminal, training and resume; over several
-// processes, data parallelism (MPI behind the `mpi` feature).
+// The Learner wiring: the plain renderer, Ctrl-C, the terminal, training and resume; over
+// several processes, data parallelism (MPI behind the `mpi` feature).
 pub mod distributed;
 #[cfg(feature = "mpi")]
 pub mod mpi;

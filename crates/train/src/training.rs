@@ -405,9 +405,9 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
 /// record, the same weights as rank 0's), and rank 0 alone writes the report.
 ///
 /// Ranks that were `interrupted` score nothing: Open MPI's `mpirun` passes Ctrl-C on as SIGTERM
-/// and kills the ranks a second later (`odls_base_sigkill_timeout`), too soon to score 70,000
-/// images, so rank 0 writes the curves and the table at once and `cargo xtask report` scores
-/// the record.
+/// a second later and kills the ranks a second after that (`odls_base_sigkill_timeout`), too
+/// soon to score 70,000 images, so rank 0 writes the curves and the table at once and
+/// `cargo xtask report` scores the record.
 fn report(
     run: &RunDir,
     splits: (FashionMnistDataset, FashionMnistDataset),
