@@ -34,6 +34,7 @@ pub use with_mpi::*;
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use anyhow::Result;
     use fashion_mixer_run::scratch::ScratchRun;
@@ -43,6 +44,9 @@ mod with_mpi {
     use fashion_mixer_train::mpi::MpiCollective;
 
     use crate::SaidElsewhere;
+
+    /// How long a stopped rank waits for MPI to end before it ends without it.
+    const END_WITHIN: Duration = Duration::from_millis(250);
 
     /// This process's place among the ranks, over MPI.
     pub struct Rank {
@@ -65,6 +69,12 @@ mod with_mpi {
         /// This rank, 0 first.
         pub fn rank(&self) -> usize {
             self.collective.rank()
+        }
+
+        /// Lets this rank end without waiting long on MPI, when its training was stopped:
+        /// `mpirun`, stopping the job, lets no rank end MPI and kills them a second later.
+        pub fn stopped(&self) {
+            self.collective.end_within(END_WITHIN);
         }
 
         /// How many ranks there are.

@@ -258,6 +258,9 @@ fn run_distributed(args: &TrainArgs) -> Result<()> {
         );
         say_how_it_ended(&run, &report, &again);
     }
+    if report.interrupted {
+        rank.stopped();
+    }
     Ok(())
 }
 

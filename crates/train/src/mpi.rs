@@ -10,6 +10,7 @@
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mpi::Threading;
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
@@ -31,6 +32,10 @@ enum Call {
 pub struct MpiCollective {
     calls: Mutex<Option<Sender<Call>>>,
     thread: Option<JoinHandle<()>>,
+    /// Told when MPI has ended (`MPI_Finalize` returned).
+    ended: Mutex<Receiver<()>>,
+    /// How long dropping this waits for MPI to end; `None`: as long as it takes.
+    patience: Mutex<Option<Duration>>,
     rank: usize,
     size: usize,
 }
@@ -47,6 +52,7 @@ impl MpiCollective {
     pub fn start() -> Result<Self, MpiUnavailable> {
         let (calls, queue) = mpsc::channel::<Call>();
         let (started, place) = mpsc::channel::<Option<(usize, usize)>>();
+        let (finalized, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("mpi".into())
             .spawn(move || {
@@ -59,12 +65,15 @@ impl MpiCollective {
                 let _ = started.send(Some((world.rank() as usize, world.size() as usize)));
                 serve(&world, queue);
                 drop(universe); // MPI_Finalize
+                let _ = finalized.send(());
             })
             .map_err(|_| MpiUnavailable)?;
         match place.recv() {
             Ok(Some((rank, size))) => Ok(Self {
                 calls: Mutex::new(Some(calls)),
                 thread: Some(thread),
+                ended: Mutex::new(ended),
+                patience: Mutex::new(None),
                 rank,
                 size,
             }),
@@ -73,6 +82,14 @@ impl MpiCollective {
                 Err(MpiUnavailable)
             }
         }
+    }
+
+    /// Makes dropping this wait at most `limit` for MPI to end, once every rank has come to its
+    /// end (a barrier), then let the process end without it. For a job being stopped: once Open
+    /// MPI's `mpirun` is stopping the job (Ctrl-C), `MPI_Finalize` does not return, and the
+    /// ranks would wait for the SIGKILL that follows. Every rank calls this alike.
+    pub fn end_within(&self, limit: Duration) {
+        *self.patience.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
     }
 
     /// Hands `call` to the MPI thread and waits for its answer on `answer`.
@@ -173,10 +190,26 @@ impl Collective for MpiCollective {
 }
 
 impl Drop for MpiCollective {
-    /// Ends MPI (every rank does, after its last collective).
+    /// Ends MPI (every rank does, after its last collective), waiting as long as
+    /// [`MpiCollective::end_within`] says.
     fn drop(&mut self) {
+        let patience = *self.patience.lock().unwrap_or_else(|e| e.into_inner());
+        if patience.is_some() {
+            self.barrier();
+        }
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = self.thread.take() {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let ended = match patience {
+            None => true,
+            Some(limit) => {
+                let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+                ended.recv_timeout(limit).is_ok()
+            }
+        };
+        // Otherwise the MPI thread is left in MPI_Finalize, and the process ends without it.
+        if ended {
             let _ = thread.join();
         }
     }
