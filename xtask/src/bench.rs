@@ -118,9 +118,10 @@ fn say(report: &BenchReport, out: &Path) -> Result<()> {
         );
     }
     println!(
-        "{} on {} threads, batch {}: training {:.0} images/s ({:.1} ms/step, optimizer {:.2} ms of it; data {:.2} ms/batch = {:.1}%)",
+        "{} on {} thread{}, batch {}: training {:.0} images/s ({:.1} ms/step, optimizer {:.2} ms of it; data {:.2} ms/batch = {:.1}%)",
         report.backend,
         report.threads,
+        if report.threads == 1 { "" } else { "s" },
         report.batch_size,
         report.train_images_per_s,
         report.train_step_ms,

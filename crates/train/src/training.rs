@@ -324,8 +324,9 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     }
     if !tui {
         training = training.renderer(Box::new(PlainRenderer::new(plain.clone())));
-        let ranks = distributed.map_or(String::new(), |d| {
-            format!(" ({} ranks, each its share of a batch)", d.size())
+        let ranks = distributed.map_or(String::new(), |d| match d.size() {
+            1 => " (1 rank)".to_string(),
+            n => format!(" ({n} ranks, each its share of a batch)"),
         });
         plain.emit(&format!(
             "run {}: {} on {}{ranks}, {} training items, batch {}",
