@@ -31,6 +31,15 @@ pub const NOT_BUILT: &str = "--distributed needs the MPI build: install MPI (`ap
 #[cfg(feature = "mpi")]
 pub use with_mpi::*;
 
+/// This process's rank as the launcher set it in the environment (Open MPI's `mpirun`, PMIx,
+/// MPICH's Hydra), read before MPI starts; `None` outside a launcher.
+#[cfg(feature = "mpi")]
+pub fn launched_rank() -> Option<usize> {
+    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok()?.parse().ok())
+}
+
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use std::sync::Arc;

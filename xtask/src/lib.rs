@@ -137,7 +137,17 @@ fn set_environment() {
 /// Runs the command the arguments name; any error is one line on stderr and exit code 2.
 pub fn main() -> ExitCode {
     set_environment();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Under `mpirun` every rank has the same arguments and meets the same mistake: rank 0
+        // alone says it (and its exit code ends the job); the others end quietly, as for any
+        // error rank 0 reports.
+        #[cfg(feature = "mpi")]
+        Err(_) if distributed::launched_rank().is_some_and(|rank| rank != 0) => {
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => err.exit(),
+    };
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Model(args) => model::run(&args),

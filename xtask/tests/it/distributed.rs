@@ -628,6 +628,8 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
     equal_slices.extend(["--slices", "equal"].map(String::from));
     let mut too_short = base(&data, 128);
     too_short.extend(["--warmup-epochs", "2"].map(String::from));
+    let mut misspelled = base(&data, 128);
+    misspelled.extend(["--epoch", "2"].map(String::from));
     let missing = tmp.path().join("no-data");
     let no_data = base(&missing, 128);
     for (case, rank0, rank1, needle) in [
@@ -661,6 +663,13 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
             too_short.clone(),
             too_short,
             "warmup_epochs (2) must be at most epochs (1)",
+        ),
+        // A flag the command line does not know, met before MPI starts: said by rank 0.
+        (
+            "a misspelled flag",
+            misspelled.clone(),
+            misspelled,
+            "unexpected argument '--epoch'",
         ),
         // Rank 1 alone meets it: rank 0 says it, naming the rank.
         ("no data on rank 1", base(&data, 128), no_data, "rank 1: "),
