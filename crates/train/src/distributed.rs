@@ -23,7 +23,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, Interrupter, TrainOutput};
 use fashion_mixer_data::FashionMnistDataset;
-use fashion_mixer_model::Backend;
+use fashion_mixer_model::{Backend, Model};
 use fashion_mixer_run::evaluation::Reduce;
 use fashion_mixer_run::run_dir::{CHECKPOINT_KINDS, checkpoint_file, save_config, write_atomic};
 use fashion_mixer_run::{RunDir, TrainingConfig};
@@ -464,22 +464,10 @@ impl Distributed {
                 data.update(set.image(i));
             }
         }
-        let mut mine = settings.to_vec();
-        mine.extend_from_slice(&data.finalize());
-        let all = self.collective.gather(&mine);
-        let differing = |range: Range<usize>| -> Vec<usize> {
-            (1..all.len())
-                .filter(|&r| all[r][range.clone()] != all[0][range.clone()])
-                .collect()
-        };
-        let configs = differing(0..16);
-        if !configs.is_empty() {
-            return Err(DistributedError::Configurations(configs));
-        }
-        let data = differing(16..32);
-        if !data.is_empty() {
-            return Err(DistributedError::Data(data));
-        }
+        self.compare([
+            (settings.into(), DistributedError::Configurations),
+            (data.finalize().into(), DistributedError::Data),
+        ])?;
         if config.workers > 0 {
             return Err(DistributedError::Workers);
         }
@@ -490,6 +478,64 @@ impl Distributed {
             });
         }
         Ok(())
+    }
+}
+
+impl Distributed {
+    /// Checks, on every rank alike, that the ranks start from rank 0's weights (the same seed
+    /// and build, and the same `--init-from` file) and, when distilling, learn from the same
+    /// teacher: a digest of each model's parameters, compared.
+    pub(crate) fn check_weights(
+        &self,
+        model: &Model,
+        teacher: Option<&Model>,
+    ) -> Result<(), DistributedError> {
+        let digest = |module: Option<&Model>| {
+            let mut digest = WeightDigest(Md5::new());
+            if let Some(module) = module {
+                module.visit(&mut digest);
+            }
+            digest.0.finalize()
+        };
+        self.compare([
+            (digest(Some(model)).into(), DistributedError::Weights),
+            (digest(teacher).into(), DistributedError::Teachers),
+        ])
+    }
+
+    /// Gathers every rank's `digests` and fails with the error of the first one that some
+    /// rank's differs from rank 0's in, naming those ranks.
+    fn compare<const N: usize>(
+        &self,
+        digests: [(Digest16, fn(Vec<usize>) -> DistributedError); N],
+    ) -> Result<(), DistributedError> {
+        let mine: Vec<u8> = digests.iter().flat_map(|(digest, _)| *digest).collect();
+        let all = self.collective.gather(&mine);
+        for (i, (_, error)) in digests.into_iter().enumerate() {
+            let range = 16 * i..16 * (i + 1);
+            let ranks: Vec<usize> = (1..all.len())
+                .filter(|&r| all[r][range.clone()] != all[0][range.clone()])
+                .collect();
+            if !ranks.is_empty() {
+                return Err(error(ranks));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An MD5 digest, as the ranks compare them.
+type Digest16 = [u8; 16];
+
+/// A digest of a module's parameters' values, in the module's order.
+struct WeightDigest(Md5);
+
+impl ModuleVisitor for WeightDigest {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let data = param.val().into_data().convert::<f32>();
+        for value in data.as_slice::<f32>().expect("f32 weights") {
+            self.0.update(value.to_le_bytes());
+        }
     }
 }
 

@@ -128,6 +128,18 @@ pub enum DistributedError {
         differ(.0)
     )]
     Data(Vec<usize>),
+    /// Ranks start from other weights than rank 0's.
+    #[error(
+        "the ranks start from different weights: {} from rank 0's; give every rank the same --init-from file and the same build of xtask-mpi",
+        differ(.0)
+    )]
+    Weights(Vec<usize>),
+    /// Ranks distil from another teacher than rank 0's.
+    #[error(
+        "the ranks learn from different teachers: the teacher (distill_from) of {} from rank 0's; give every rank the same teacher run",
+        differ(.0)
+    )]
+    Teachers(Vec<usize>),
     /// Fewer items in a global batch than ranks.
     #[error(
         "a global batch of {batch} is smaller than the {ranks} ranks: every rank needs at least one item of each batch; raise --batch-size or start fewer ranks"

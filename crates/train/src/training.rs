@@ -235,7 +235,12 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     if options.resume {
         build.distill_from = build.distill_from.map(|p| teacher_near(p, run.root()));
     }
-    let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?
+    let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?;
+    if let Some(d) = distributed {
+        let teacher = model.distill.as_ref().map(|distill| &distill.teacher);
+        d.check_weights(&model.model, teacher)?;
+    }
+    let model = model
         .with_distributed((options.distributed.clone()).map(|d| d.for_backend(config.backend)));
     if !resumed || !leader {
         run.create()?;

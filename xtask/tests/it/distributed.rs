@@ -587,8 +587,9 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
 }
 
 /// Bad starts, each one line on stderr (rank 0's) with nothing written: `--distributed` in a
-/// build without MPI; ranks given other flags (`--slices equal` among them), or other data,
-/// than rank 0; a global batch smaller than the ranks.
+/// build without MPI; ranks given other flags (`--slices equal` among them), other data, other
+/// starting weights or another teacher (the same flags, each rank in its own folder) than rank
+/// 0; a global batch smaller than the ranks; a flag no rank knows.
 #[test]
 fn bad_starts_are_one_line_each_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -632,54 +633,97 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
     misspelled.extend(["--epoch", "2"].map(String::from));
     let missing = tmp.path().join("no-data");
     let no_data = base(&missing, 128);
+    // Each rank in a folder of its own whose `t` is another finished run (one epoch, two).
+    let homes = ["home0", "home1"].map(|home| tmp.path().join(home));
+    for (epochs, home) in [1, 2].into_iter().zip(&homes) {
+        let mut args = training(&data, epochs, 128);
+        args.extend(["--artifacts".into(), home.join("t").display().to_string()]);
+        let out = xtask(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut init_from = base(&data, 128);
+    init_from.extend(["--init-from", "t"].map(String::from));
+    let mut distill_from = base(&data, 128);
+    distill_from.extend(["--distill-from", "t"].map(String::from));
+    let at_home = |args: &[String], home: &Path| -> Vec<String> {
+        let mut with = vec!["-wdir".to_string(), home.display().to_string()];
+        with.push(xtask_mpi.display().to_string());
+        with.extend(args.iter().cloned());
+        with
+    };
+    let anywhere = |args: Vec<String>| -> Vec<String> {
+        let mut with = vec![xtask_mpi.display().to_string()];
+        with.extend(args);
+        with
+    };
     for (case, rank0, rank1, needle) in [
         (
             "different flags",
-            base(&data, 128),
-            other_lr,
+            anywhere(base(&data, 128)),
+            anywhere(other_lr),
             "different configurations: rank 1 differs",
         ),
         (
             "equal slices on one rank",
-            base(&data, 128),
-            equal_slices,
+            anywhere(base(&data, 128)),
+            anywhere(equal_slices),
             "different configurations: rank 1 differs",
         ),
         (
             "different data",
-            base(&data, 128),
-            base(&other_data, 128),
+            anywhere(base(&data, 128)),
+            anywhere(base(&other_data, 128)),
             "different data: the IDX files of rank 1 differ",
         ),
         (
             "a batch of 1",
-            small_batch.clone(),
-            small_batch,
+            anywhere(small_batch.clone()),
+            anywhere(small_batch),
             "global batch of 1 is smaller than the 2 ranks",
         ),
         // Every rank meets it alike, before training: said once, by rank 0.
         (
             "a configuration every rank refuses",
-            too_short.clone(),
-            too_short,
+            anywhere(too_short.clone()),
+            anywhere(too_short),
             "warmup_epochs (2) must be at most epochs (1)",
         ),
         // A flag the command line does not know, met before MPI starts: said by rank 0.
         (
             "a misspelled flag",
-            misspelled.clone(),
-            misspelled,
+            anywhere(misspelled.clone()),
+            anywhere(misspelled),
             "unexpected argument '--epoch'",
         ),
         // Rank 1 alone meets it: rank 0 says it, naming the rank.
-        ("no data on rank 1", base(&data, 128), no_data, "rank 1: "),
+        (
+            "no data on rank 1",
+            anywhere(base(&data, 128)),
+            anywhere(no_data),
+            "rank 1: ",
+        ),
+        // The same flags, but rank 1's `t` holds other weights.
+        (
+            "other starting weights",
+            at_home(&init_from, &homes[0]),
+            at_home(&init_from, &homes[1]),
+            "start from different weights: rank 1 differs",
+        ),
+        (
+            "another teacher",
+            at_home(&distill_from, &homes[0]),
+            at_home(&distill_from, &homes[1]),
+            "different teachers: the teacher (distill_from) of rank 1 differs",
+        ),
     ] {
         // One program per rank (MPI's ":" between them), each with its own arguments.
         let out = mpirun(1, &[])
-            .arg(&xtask_mpi)
             .args(&rank0)
             .args([":", "-np", "1", "-x", "RAYON_NUM_THREADS"])
-            .arg(&xtask_mpi)
             .args(&rank1)
             .output()
             .unwrap();
