@@ -505,10 +505,7 @@ impl Distributed {
 
     /// Gathers every rank's `digests` and fails with the error of the first one that some
     /// rank's differs from rank 0's in, naming those ranks.
-    fn compare<const N: usize>(
-        &self,
-        digests: [(Digest16, fn(Vec<usize>) -> DistributedError); N],
-    ) -> Result<(), DistributedError> {
+    fn compare<const N: usize>(&self, digests: [DigestCheck; N]) -> Result<(), DistributedError> {
         let mine: Vec<u8> = digests.iter().flat_map(|(digest, _)| *digest).collect();
         let all = self.collective.gather(&mine);
         for (i, (_, error)) in digests.into_iter().enumerate() {
@@ -524,8 +521,8 @@ impl Distributed {
     }
 }
 
-/// An MD5 digest, as the ranks compare them.
-type Digest16 = [u8; 16];
+/// An MD5 digest the ranks compare, and the error that names the ranks whose differs.
+type DigestCheck = ([u8; 16], fn(Vec<usize>) -> DistributedError);
 
 /// A digest of a module's parameters' values, in the module's order.
 struct WeightDigest(Md5);
