@@ -21,6 +21,10 @@ impl From<SlicesArg> for fashion_mixer_train::distributed::Slicing {
     }
 }
 
+/// How many seconds a collective step may wait for the other ranks by default
+/// (`--stall-timeout`): ten minutes, far longer than any step here takes.
+pub const STALL_TIMEOUT_SECS: u64 = 600;
+
 /// What `--distributed` says in a build without the `mpi` feature.
 #[cfg(not(feature = "mpi"))]
 pub const NOT_BUILT: &str = "--distributed needs the MPI build: install MPI (`apt-get install -y \
@@ -50,7 +54,7 @@ mod with_mpi {
     use fashion_mixer_run::{Progress, RunDir};
     use fashion_mixer_train::TrainError;
     use fashion_mixer_train::distributed::{Collective, Distributed};
-    use fashion_mixer_train::mpi::MpiCollective;
+    use fashion_mixer_train::mpi::{MpiCollective, Stalled};
 
     use crate::SaidElsewhere;
 
@@ -66,13 +70,25 @@ mod with_mpi {
     }
 
     impl Rank {
-        /// Joins the ranks.
+        /// Joins the ranks; a collective step that waits longer than
+        /// [`STALL_TIMEOUT_SECS`](super::STALL_TIMEOUT_SECS) for the other ranks ends the job.
         pub fn join() -> Result<Self> {
-            let collective = Arc::new(MpiCollective::start()?);
-            Ok(Self {
+            let rank = Self {
                 scratch: None,
-                collective,
-            })
+                collective: Arc::new(MpiCollective::start()?),
+            };
+            rank.stall_after(Duration::from_secs(super::STALL_TIMEOUT_SECS));
+            Ok(rank)
+        }
+
+        /// Ends this rank, with a line saying why, when a collective step waits longer than
+        /// `limit` for the other ranks (a zero `limit`: it waits for ever).
+        pub fn stall_after(&self, limit: Duration) {
+            if limit.is_zero() {
+                return;
+            }
+            let on_stall = |stalled: &Stalled| eprintln!("error: {stalled}");
+            self.collective.stall_after(limit, Box::new(on_stall));
         }
 
         /// This rank, 0 first.

@@ -175,6 +175,16 @@ pub struct TrainArgs {
     /// which compiles its kernels for each new slice size]
     #[arg(long, value_enum, requires = "distributed")]
     pub slices: Option<SlicesArg>,
+    /// With --distributed, how many seconds a rank waits for the others at a step before it
+    /// ends the job, saying so (a rank paused or stuck, a machine or the network down; MPI
+    /// alone would wait for ever); 0: no limit
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::distributed::STALL_TIMEOUT_SECS,
+        requires = "distributed"
+    )]
+    pub stall_timeout: u64,
 }
 
 impl TrainArgs {
@@ -241,6 +251,7 @@ fn run_distributed(_: &TrainArgs) -> Result<()> {
 #[cfg(feature = "mpi")]
 fn run_distributed(args: &TrainArgs) -> Result<()> {
     let mut rank = crate::distributed::Rank::join()?;
+    rank.stall_after(std::time::Duration::from_secs(args.stall_timeout));
     let (config, mut options) = rank.agree(prepare(args))?;
     let slices = args.slices;
     let run = options.run.clone();

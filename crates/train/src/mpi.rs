@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpi::Threading;
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
@@ -28,9 +28,31 @@ enum Call {
     Abort(i32),
 }
 
+/// The slices a collective call's wait for the other ranks is counted in.
+const STALL_SLICE: Duration = Duration::from_millis(250);
+
+/// What happens when a collective call has waited for the other ranks longer than its limit:
+/// told of it, it says so; the process then ends.
+pub type OnStall = Box<dyn Fn(&Stalled) + Send + Sync>;
+
+/// A collective call that waited for the other ranks longer than its limit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "rank {rank}: the other ranks have not joined a collective step for {} s (--stall-timeout): a rank is paused or stuck, or its machine or the network is down; ending the job (the run resumes from its newest checkpoint with --resume)",
+    waited.as_secs()
+)]
+pub struct Stalled {
+    /// The rank that waited.
+    pub rank: usize,
+    /// How long it waited.
+    pub waited: Duration,
+}
+
 /// The ranks of this MPI job.
 pub struct MpiCollective {
     calls: Mutex<Option<Sender<Call>>>,
+    /// How long a call may wait for the other ranks, and what is then done.
+    stall: Mutex<Option<(Duration, OnStall)>>,
     thread: Option<JoinHandle<()>>,
     /// Told when MPI has ended (`MPI_Finalize` returned).
     ended: Mutex<Receiver<()>>,
@@ -71,6 +93,7 @@ impl MpiCollective {
         match place.recv() {
             Ok(Some((rank, size))) => Ok(Self {
                 calls: Mutex::new(Some(calls)),
+                stall: Mutex::new(None),
                 thread: Some(thread),
                 ended: Mutex::new(ended),
                 patience: Mutex::new(None),
@@ -92,13 +115,55 @@ impl MpiCollective {
         *self.patience.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
     }
 
-    /// Hands `call` to the MPI thread and waits for its answer on `answer`.
+    /// Ends the process (exit code 2) when a collective call waits longer than `limit` for the
+    /// other ranks (a rank paused or stuck, a machine or the network down: MPI itself would
+    /// wait for ever), after telling `on_stall`; `mpirun` then ends the other ranks, as for a
+    /// rank that died. Rank `r` waits `r` seconds more (at most 5), so that the first rank
+    /// left waiting speaks and the others are ended before they do.
+    pub fn stall_after(&self, limit: Duration, on_stall: OnStall) {
+        let limit = limit + Duration::from_secs(self.rank.min(5) as u64);
+        *self.stall.lock().unwrap_or_else(|e| e.into_inner()) = Some((limit, on_stall));
+    }
+
+    /// Hands `call` to the MPI thread and waits for its answer on `answer` (as long as
+    /// [`Self::stall_after`] allows).
     fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> T {
         let (reply, answer) = mpsc::channel();
+        // Held until the answer comes: one call at a time, in the order the ranks make them.
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let calls = calls.as_ref().expect("MPI is running until dropped");
         calls.send(call(reply)).expect("the MPI thread runs");
-        answer.recv().expect("the MPI thread answers")
+        let stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((limit, on_stall)) = stall.as_ref() else {
+            return answer.recv().expect("the MPI thread answers");
+        };
+        // Waited in slices: one that lasts far longer than asked means this process was
+        // paused (SIGSTOP, as `mpirun` pauses and resumes ranks) or starved, not left waiting
+        // by the others, and the count starts again.
+        let mut waited = Duration::ZERO;
+        loop {
+            let before = Instant::now();
+            match answer.recv_timeout(STALL_SLICE) {
+                Ok(value) => return value,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let took = before.elapsed();
+                    waited = if took > 4 * STALL_SLICE {
+                        Duration::ZERO
+                    } else {
+                        waited + took
+                    };
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the MPI thread answers"),
+            }
+            if waited >= *limit {
+                on_stall(&Stalled {
+                    rank: self.rank,
+                    waited,
+                });
+                // The MPI thread stays in its call: the process ends without MPI.
+                std::process::exit(2)
+            }
+        }
     }
 }
 

@@ -445,14 +445,15 @@ fn rank_folders(temp: &Path) -> Vec<PathBuf> {
 }
 
 /// Two ranks training `epochs` of 64-image batches into `run`, on the data in `run`'s folder's
-/// `data/` (stderr piped; stdout piped when `stdout`), until the first epoch's checkpoint is
-/// written.
-fn started_job(xtask_mpi: &Path, run: &Path, epochs: usize, stdout: bool) -> Child {
+/// `data/`, with `extra` flags (stderr piped; stdout piped when `stdout`), until the first
+/// epoch's checkpoint is written.
+fn started_job(xtask_mpi: &Path, run: &Path, epochs: usize, extra: &[&str], stdout: bool) -> Child {
     let data = run.parent().unwrap().join("data");
     let child = mpirun(2, &[])
         .env("TMPDIR", temp_of(run))
         .arg(xtask_mpi)
         .args(training(&data, epochs, 64))
+        .args(extra)
         .args(["--distributed", "--artifacts"])
         .arg(run)
         .stdout(if stdout {
@@ -494,6 +495,48 @@ fn resumes(xtask_mpi: &Path, run: &Path, epochs: usize) {
     assert_eq!(rank_folders(&temp_of(run)), Vec::<PathBuf>::new());
 }
 
+/// A job of two ranks after rank 1 was sent a signal in its second epoch.
+struct Signalled {
+    /// The folder holding the data and the run.
+    _tmp: tempfile::TempDir,
+    run: PathBuf,
+    /// `mpirun`'s status and stderr.
+    status: std::process::ExitStatus,
+    stderr: String,
+    /// How long after the signal the job ended.
+    took: Duration,
+    /// Rank 1's pid.
+    pid: String,
+}
+
+/// Two ranks training 3 epochs of generated data (with `extra` flags); rank 1 sent `signal`
+/// (`kill`'s) once the first epoch's checkpoint is written; the job waited for (at most 30 s).
+fn rank_1_signalled(xtask_mpi: &Path, extra: &[&str], signal: &str) -> Signalled {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, 2048, 128).unwrap();
+    let run = tmp.path().join("run");
+    let child = started_job(xtask_mpi, &run, 3, extra, false);
+    let pid = rank_pid(&run, 1).expect("rank 1 runs").to_string();
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, stderr, _) = finish(child, Duration::from_secs(30));
+    Signalled {
+        _tmp: tmp,
+        run,
+        status,
+        stderr,
+        took: sent.elapsed(),
+        pid,
+    }
+}
+
 /// Killed in the middle of its second epoch, one rank takes the job down within 10 s, with a
 /// line naming the rank; the run then resumes over two ranks from its first epoch's checkpoint
 /// and finishes, its rank 1 removing the folder that the killed rank 1 left.
@@ -502,22 +545,9 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     let Some(xtask_mpi) = mpi_xtask() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 2048, 128).unwrap();
-    let run = tmp.path().join("run");
-    let child = started_job(&xtask_mpi, &run, 3, false);
-    let pid = rank_pid(&run, 1).expect("rank 1 runs");
-    let killed = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let (status, stderr, _) = finish(child, Duration::from_secs(30));
-    let took = killed.elapsed();
+    let job = rank_1_signalled(&xtask_mpi, &[], "-KILL");
+    let (run, stderr, took) = (&job.run, &job.stderr, job.took);
+    let status = job.status;
     assert!(!status.success(), "{stderr}");
     assert!(
         took < Duration::from_secs(10),
@@ -526,8 +556,36 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     assert!(stderr.contains("rank 1"), "{stderr}");
     let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
     assert!((1..3).contains(&kept), "{kept} epochs kept");
-    assert_eq!(rank_folders(&temp_of(&run)).len(), 1, "the killed rank's");
-    resumes(&xtask_mpi, &run, 3);
+    assert_eq!(rank_folders(&temp_of(run)).len(), 1, "the killed rank's");
+    resumes(&xtask_mpi, run, 3);
+}
+
+/// Paused in the middle of its second epoch (SIGSTOP: as a rank whose machine hangs), one rank
+/// leaves the other waiting at the next reduction, which MPI alone would do for ever: after
+/// `--stall-timeout` (5 s here) rank 0 ends the job with one line saying why; the run then
+/// resumes over two ranks from its first epoch's checkpoint.
+#[test]
+fn a_paused_rank_ends_the_job_after_the_stall_timeout() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    let job = rank_1_signalled(&xtask_mpi, &["--stall-timeout", "5"], "-STOP");
+    let (run, stderr, took) = (&job.run, &job.stderr, job.took);
+    let (status, pid) = (job.status, &job.pid);
+    // Should mpirun have left it, the paused rank is ended here.
+    let _ = Command::new("kill").args(["-KILL", pid]).status();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(15),
+        "the job ended {took:?} after the pause"
+    );
+    let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(ours.len(), 1, "{stderr}");
+    assert!(ours[0].starts_with("error: rank 0: "), "{stderr}");
+    assert!(ours[0].contains("--stall-timeout"), "{stderr}");
+    let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
+    assert!((1..3).contains(&kept), "{kept} epochs kept");
+    resumes(&xtask_mpi, run, 3);
 }
 
 /// Ctrl-C (SIGINT to `mpirun`, which passes it on as SIGTERM a second later and kills the ranks
@@ -546,7 +604,7 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
     synthetic::write_idx_dir(&data, 8192, 128).unwrap();
     let run = tmp.path().join("run");
     const EPOCHS: usize = 10;
-    let mut child = started_job(&xtask_mpi, &run, EPOCHS, true);
+    let mut child = started_job(&xtask_mpi, &run, EPOCHS, &[], true);
     let mpirun_pid = child.id().to_string();
     assert!(
         Command::new("kill")
