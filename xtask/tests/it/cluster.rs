@@ -248,7 +248,8 @@ impl Cluster {
 
 /// Both Slurm scripts, submitted as they are with small budgets: the training job trains one
 /// run over two ranks, the array's two tasks train the sweep's two points between them, and
-/// each folder holds what a run or a sweep writes.
+/// each folder holds what a run or a sweep writes. Then `srun` alone starts two ranks of a
+/// training.
 #[test]
 fn the_slurm_scripts_run_on_a_local_cluster() {
     let Some(cluster) = Cluster::start() else {
@@ -310,6 +311,28 @@ fn the_slurm_scripts_run_on_a_local_cluster() {
         summary.contains("| lr1e-3 |") && summary.contains("| lr3e-3 |"),
         "{summary}"
     );
+
+    // The ranks started by Slurm's `srun` itself, without `mpirun` (over PMIx).
+    let direct = tmp.path().join("direct");
+    let mut direct_args = train_args.clone();
+    *direct_args.last_mut().unwrap() = path(&direct);
+    let out = cluster
+        .command("srun")
+        .args(["-n", "2", "--mpi=pmix", "--time=5"])
+        .arg(&xtask_mpi)
+        .args(["train", "--distributed", "--no-tui"])
+        .args(&direct_args)
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("FASHION_MNIST_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 ranks"), "{stdout}");
+    assert!(direct.join("model.bpk").is_file(), "{stdout}\n{stderr}");
 }
 
 /// The Kubernetes manifest as JSON, parsed by PyYAML (`python/requirements.txt`, in the venv
