@@ -482,6 +482,15 @@ impl Distributed {
 }
 
 impl Distributed {
+    /// Seeds `device`'s random draws for this rank once the ranks hold the same weights (each
+    /// built them from `seed`): rank 0 goes on with `seed`, each other rank with a seed of its
+    /// own, so that each draws its own dropout masks, as one process's parts of a batch do.
+    /// Seeded alike, every rank would drop the same units of its slice's first item, second
+    /// item, and so on.
+    pub(crate) fn seed_draws(&self, device: &Device, seed: u64) {
+        device.seed(seed ^ (self.rank() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    }
+
     /// Checks, on every rank alike, that the ranks start from rank 0's weights (the same seed
     /// and build, and the same `--init-from` file) and, when distilling, learn from the same
     /// teacher: a digest of each model's parameters, compared.
@@ -612,16 +621,19 @@ mod tests {
 
     use super::*;
 
-    /// Rank 0 of two, the other rank pretended: a sum adds `other` to the values at its
-    /// offsets (the other rank's contribution), and records the buffer it was given.
+    /// A rank of two (rank 0 unless said), the other rank pretended: a sum adds `other` to the
+    /// values at its offsets (the other rank's contribution), and records the buffer it was
+    /// given.
+    #[derive(Default)]
     struct PretendPair {
+        rank: usize,
         other: Vec<(usize, f32)>,
         seen: Mutex<Vec<f32>>,
     }
 
     impl Collective for PretendPair {
         fn rank(&self) -> usize {
-            0
+            self.rank
         }
         fn size(&self) -> usize {
             2
@@ -665,14 +677,31 @@ mod tests {
         distributed.reduce_training(&layer, Some(local), targets, 2, 0..2, started)
     }
 
+    /// Two ranks that built the same model from one seed each draw their own dropout masks
+    /// from there on. (The device's generator is the process's: other tests drawing at the
+    /// same time can only make the masks differ more.)
+    #[test]
+    fn each_rank_draws_its_own_dropout_masks() {
+        let device = Backend::Flex.device().unwrap();
+        let masks = |rank: usize| {
+            device.seed(5);
+            let pair = Arc::new(PretendPair {
+                rank,
+                ..PretendPair::default()
+            });
+            Distributed::new(pair).seed_draws(&device, 5);
+            let dropout = burn::nn::DropoutConfig::new(0.5).init();
+            let ones = Tensor::<2>::ones([32, 32], &device.clone().autodiff());
+            dropout.forward(ones).into_data()
+        };
+        assert_ne!(masks(0), masks(1));
+    }
+
     /// A slicing chosen holds on every backend; otherwise it is the backend's default.
     #[test]
     fn a_chosen_slicing_holds_on_every_backend() {
         let pair = || -> Arc<dyn Collective> {
-            Arc::new(PretendPair {
-                other: vec![],
-                seen: Mutex::default(),
-            })
+            Arc::new(PretendPair::default())
         };
         for backend in Backend::ALL {
             let default = Distributed::new(pair()).for_backend(backend);
@@ -694,7 +723,7 @@ mod tests {
     fn slices_follow_the_speeds_the_reduction_carries() {
         let pair = Arc::new(PretendPair {
             other: vec![(11, 300.0)],
-            seen: Mutex::default(),
+            ..PretendPair::default()
         });
         let distributed =
             Distributed::new(Arc::clone(&pair) as Arc<dyn Collective>).for_backend(Backend::Flex);
@@ -729,10 +758,7 @@ mod tests {
 
         // Equal slices (chosen, over the backend's default): no speeds travel, the slices stay
         // equal.
-        let pair = Arc::new(PretendPair {
-            other: vec![],
-            seen: Mutex::default(),
-        });
+        let pair = Arc::new(PretendPair::default());
         let distributed = Distributed::new(Arc::clone(&pair) as Arc<dyn Collective>)
             .with_slicing(Slicing::Equal)
             .for_backend(Backend::Flex);

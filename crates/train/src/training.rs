@@ -239,6 +239,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     if let Some(d) = distributed {
         let teacher = model.distill.as_ref().map(|distill| &distill.teacher);
         d.check_weights(&model.model, teacher)?;
+        d.seed_draws(&device, config.seed);
     }
     let model = model
         .with_distributed((options.distributed.clone()).map(|d| d.for_backend(config.backend)));
