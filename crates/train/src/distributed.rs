@@ -700,9 +700,7 @@ mod tests {
     /// A slicing chosen holds on every backend; otherwise it is the backend's default.
     #[test]
     fn a_chosen_slicing_holds_on_every_backend() {
-        let pair = || -> Arc<dyn Collective> {
-            Arc::new(PretendPair::default())
-        };
+        let pair = || -> Arc<dyn Collective> { Arc::new(PretendPair::default()) };
         for backend in Backend::ALL {
             let default = Distributed::new(pair()).for_backend(backend);
             assert_eq!(default.slicing, Some(Slicing::default_for(backend)));
