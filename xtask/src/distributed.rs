@@ -81,13 +81,17 @@ mod with_mpi {
             Ok(rank)
         }
 
-        /// Ends this rank, with a line saying why, when a collective step waits longer than
-        /// `limit` for the other ranks (a zero `limit`: it waits for ever).
+        /// Ends this rank (exit code 2), with a line saying why, when a collective step waits
+        /// longer than `limit` for the other ranks (a zero `limit`: it waits for ever). The
+        /// rank's MPI thread is then still in its call: the process ends without MPI.
         pub fn stall_after(&self, limit: Duration) {
             if limit.is_zero() {
                 return;
             }
-            let on_stall = |stalled: &Stalled| eprintln!("error: {stalled}");
+            let on_stall = |stalled: &Stalled| {
+                eprintln!("error: {stalled}");
+                std::process::exit(2)
+            };
             self.collective.stall_after(limit, Box::new(on_stall));
         }
 

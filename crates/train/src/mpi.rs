@@ -7,6 +7,7 @@
 //! every MPI call (MPI's "funneled" mode); a collective hands it each buffer and waits for the
 //! result. MPI ends when the [`MpiCollective`] is dropped.
 
+use std::convert::Infallible;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
@@ -32,8 +33,8 @@ enum Call {
 const STALL_SLICE: Duration = Duration::from_millis(250);
 
 /// What happens when a collective call has waited for the other ranks longer than its limit:
-/// told of it, it says so; the process then ends.
-pub type OnStall = Box<dyn Fn(&Stalled) + Send + Sync>;
+/// told of it, it ends the process (it cannot return: the MPI thread stays in its call).
+pub type OnStall = Box<dyn Fn(&Stalled) -> Infallible + Send + Sync>;
 
 /// A collective call that waited for the other ranks longer than its limit.
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +116,11 @@ impl MpiCollective {
         *self.patience.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
     }
 
-    /// Ends the process (exit code 2) when a collective call waits longer than `limit` for the
-    /// other ranks (a rank paused or stuck, a machine or the network down: MPI itself would
-    /// wait for ever), after telling `on_stall`; `mpirun` then ends the other ranks, as for a
-    /// rank that died. Rank `r` waits `r` seconds more (at most 5), so that the first rank
-    /// left waiting speaks and the others are ended before they do.
+    /// Hands the call to `on_stall`, which ends the process, when a collective call waits
+    /// longer than `limit` for the other ranks (a rank paused or stuck, a machine or the
+    /// network down: MPI itself would wait for ever); `mpirun` then ends the other ranks, as
+    /// for a rank that died. Rank `r` waits `r` seconds more (at most 5), so that the first
+    /// rank left waiting speaks and the others are ended before they do.
     pub fn stall_after(&self, limit: Duration, on_stall: OnStall) {
         let limit = limit + Duration::from_secs(self.rank.min(5) as u64);
         *self.stall.lock().unwrap_or_else(|e| e.into_inner()) = Some((limit, on_stall));
@@ -138,8 +139,8 @@ impl MpiCollective {
             return answer.recv().expect("the MPI thread answers");
         };
         // Waited in slices: one that lasts far longer than asked means this process was
-        // paused (SIGSTOP, as `mpirun` pauses and resumes ranks) or starved, not left waiting
-        // by the others, and the count starts again.
+        // paused (SIGSTOP, Ctrl-Z) or starved, not left waiting by the others, and the count
+        // starts again.
         let mut waited = Duration::ZERO;
         loop {
             let before = Instant::now();
@@ -156,12 +157,11 @@ impl MpiCollective {
                 Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the MPI thread answers"),
             }
             if waited >= *limit {
-                on_stall(&Stalled {
+                let stalled = Stalled {
                     rank: self.rank,
                     waited,
-                });
-                // The MPI thread stays in its call: the process ends without MPI.
-                std::process::exit(2)
+                };
+                on_stall(&stalled); // ends the process
             }
         }
     }
