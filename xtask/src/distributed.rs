@@ -86,6 +86,7 @@ mod with_mpi {
         /// rank's MPI thread is then still in its call: the process ends without MPI.
         pub fn stall_after(&self, limit: Duration) {
             if limit.is_zero() {
+                self.collective.never_stall();
                 return;
             }
             let on_stall = |stalled: &Stalled| {

@@ -126,6 +126,12 @@ impl MpiCollective {
         *self.stall.lock().unwrap_or_else(|e| e.into_inner()) = Some((limit, on_stall));
     }
 
+    /// Lets every collective call wait for the other ranks as long as it takes (MPI's own
+    /// way), undoing [`Self::stall_after`].
+    pub fn never_stall(&self) {
+        *self.stall.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Hands `call` to the MPI thread and waits for its answer on `answer` (as long as
     /// [`Self::stall_after`] allows).
     fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> T {
