@@ -479,9 +479,7 @@ impl Distributed {
         }
         Ok(())
     }
-}
 
-impl Distributed {
     /// Seeds `device`'s random draws for this rank once the ranks hold the same weights (each
     /// built them from `seed`): rank 0 goes on with `seed`, each other rank with a seed of its
     /// own, so that each draws its own dropout masks, as one process's parts of a batch do.
