@@ -209,9 +209,7 @@ fn rank_0_under_a_terminal_trains_with_lines() {
     let Some(xtask_mpi) = mpi_xtask() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 512, 128).unwrap();
+    let (tmp, data) = generated(512, 128);
     let run = tmp.path().join("run");
     let mut args = training(&data, 1, 64);
     args.retain(|a| a != "--no-tui");
@@ -247,9 +245,7 @@ fn two_ranks_end_with_the_weights_of_one_process() {
     let Some(xtask_mpi) = mpi_xtask() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 512, 128).unwrap();
+    let (tmp, data) = generated(512, 128);
     let args = training(&data, 1, 128);
     let one = tmp.path().join("one");
     succeeds(
@@ -311,9 +307,7 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     let Some(xtask_mpi) = mpi_xtask() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 256, 64).unwrap();
+    let (tmp, data) = generated(256, 64);
     let out = tmp.path().join("bench.json");
     let output = succeeds(
         "bench over two ranks",
@@ -375,6 +369,14 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     assert!(waits[1] >= 0.0, "{report}");
     assert!(number("optimizer_ms_per_step") > 0.0, "{report}");
     assert!(number("train_images_per_s") > 0.0, "{report}");
+}
+
+/// A temporary folder holding `data/`, generated IDX files of `train` and `test` items.
+fn generated(train: usize, test: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic::write_idx_dir(&data, train, test).unwrap();
+    (tmp, data)
 }
 
 /// The pid of rank `rank` of the job training into `run` (its environment names its rank).
@@ -512,9 +514,7 @@ struct Signalled {
 /// Two ranks training 3 epochs of generated data (with `extra` flags); rank 1 sent `signal`
 /// (`kill`'s) once the first epoch's checkpoint is written; the job waited for (at most 30 s).
 fn rank_1_signalled(xtask_mpi: &Path, extra: &[&str], signal: &str) -> Signalled {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 2048, 128).unwrap();
+    let (tmp, _) = generated(2048, 128);
     let run = tmp.path().join("run");
     let child = started_job(xtask_mpi, &run, 3, extra, false);
     let pid = rank_pid(&run, 1).expect("rank 1 runs").to_string();
@@ -599,9 +599,7 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
     let Some(xtask_mpi) = mpi_xtask() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 8192, 128).unwrap();
+    let (tmp, _) = generated(8192, 128);
     let run = tmp.path().join("run");
     const EPOCHS: usize = 10;
     let mut child = started_job(&xtask_mpi, &run, EPOCHS, &[], true);
@@ -650,9 +648,7 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
 /// 0; a global batch smaller than the ranks; a flag no rank knows.
 #[test]
 fn bad_starts_are_one_line_each_and_write_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    synthetic::write_idx_dir(&data, 256, 64).unwrap();
+    let (tmp, data) = generated(256, 64);
     let run = tmp.path().join("run");
     let out = xtask(&[
         "train",
