@@ -2,7 +2,7 @@
 //! data: two ranks end with the weights of one process that trains on the same global batches
 //! (over shared memory and over TCP, as between machines), Ctrl-C stops both ranks cleanly and
 //! a killed rank ends the job within seconds, the run resuming from its last checkpoint either
-//! way; the ranks' bad starts are one line each with nothing written; the bench over two ranks
+//! way (over two ranks, three, or one process without MPI); the ranks' bad starts are one line each with nothing written; the bench over two ranks
 //! reports what a step's reduction carries and costs. MPI comes from Debian
 //! (`apt-get install -y openmpi-bin libopenmpi-dev libclang-dev`): SKIPPED without it, a
 //! failure under CI.
@@ -470,20 +470,26 @@ fn started_job(xtask_mpi: &Path, run: &Path, epochs: usize, extra: &[&str], stdo
     child
 }
 
-/// The run in `run` resumes over two ranks and finishes its `epochs`.
-fn resumes(xtask_mpi: &Path, run: &Path, epochs: usize) {
+/// The run in `run` resumes over `ranks` ranks (0: in one process without MPI, the plain
+/// `xtask`) and finishes its `epochs`: a run's folder does not depend on how many processes
+/// trained it, as every rank assembles every global batch whole.
+fn resumes(xtask_mpi: &Path, run: &Path, epochs: usize, ranks: usize) {
+    let mut command = if ranks == 0 {
+        let mut plain = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        plain.env_remove("FASHION_MNIST_DIR");
+        plain
+    } else {
+        let mut command = mpirun(ranks, &[]);
+        command.env("TMPDIR", temp_of(run)).arg(xtask_mpi);
+        command
+    };
+    command.args(["train", "--no-tui", "--resume", "--offline"]);
+    if ranks > 0 {
+        command.arg("--distributed");
+    }
     let out = succeeds(
         "resume",
-        mpirun(2, &[])
-            .env("TMPDIR", temp_of(run))
-            .arg(xtask_mpi)
-            .args([
-                "train",
-                "--no-tui",
-                "--distributed",
-                "--resume",
-                "--offline",
-            ])
+        command
             .arg("--artifacts")
             .arg(run)
             .arg("--data-dir")
@@ -538,8 +544,9 @@ fn rank_1_signalled(xtask_mpi: &Path, extra: &[&str], signal: &str) -> Signalled
 }
 
 /// Killed in the middle of its second epoch, one rank takes the job down within 10 s, with a
-/// line naming the rank; the run then resumes over two ranks from its first epoch's checkpoint
-/// and finishes, its rank 1 removing the folder that the killed rank 1 left.
+/// line naming the rank; the run then resumes from its first epoch's checkpoint over three
+/// ranks (a job may resume over another number of ranks) and finishes, its rank 1 removing
+/// the folder that the killed rank 1 left.
 #[test]
 fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     let Some(xtask_mpi) = mpi_xtask() else {
@@ -557,7 +564,7 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
     assert!((1..3).contains(&kept), "{kept} epochs kept");
     assert_eq!(rank_folders(&temp_of(run)).len(), 1, "the killed rank's");
-    resumes(&xtask_mpi, run, 3);
+    resumes(&xtask_mpi, run, 3, 3);
 }
 
 /// Paused in the middle of its second epoch (SIGSTOP: as a rank whose machine hangs), one rank
@@ -585,15 +592,15 @@ fn a_paused_rank_ends_the_job_after_the_stall_timeout() {
     assert!(ours[0].contains("--stall-timeout"), "{stderr}");
     let kept = read_metrics(&run.join("metrics.csv")).unwrap().len();
     assert!((1..3).contains(&kept), "{kept} epochs kept");
-    resumes(&xtask_mpi, run, 3);
+    resumes(&xtask_mpi, run, 3, 2);
 }
 
 /// Ctrl-C (SIGINT to `mpirun`, which passes it on as SIGTERM a second later and kills the ranks
 /// a second after that) stops both ranks after the same step, in time: rank 0 says the run was
 /// interrupted and how to score its record, and writes its report; no rank reports an error;
 /// the folder holds the epochs done (fewer than asked); rank 1 removes its folder; the run
-/// resumes over two ranks. (`mpirun` itself ends with its own status for a job it was asked to
-/// stop.)
+/// resumes in one process without MPI, the plain `xtask`. (`mpirun` itself ends with its own
+/// status for a job it was asked to stop.)
 #[test]
 fn ctrl_c_stops_every_rank_and_the_run_resumes() {
     let Some(xtask_mpi) = mpi_xtask() else {
@@ -639,7 +646,7 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
         !run.join("model.bpk").exists(),
         "an interrupted run has no final record"
     );
-    resumes(&xtask_mpi, &run, EPOCHS);
+    resumes(&xtask_mpi, &run, EPOCHS, 0);
 }
 
 /// Bad starts, each one line on stderr (rank 0's) with nothing written: `--distributed` in a
