@@ -11,7 +11,7 @@ use fashion_mixer_experiments::sweep::{
 use fashion_mixer_model::Backend;
 use fashion_mixer_run::{Progress, RunDir, RunError, TrainingConfig};
 use fashion_mixer_train::TrainError;
-use fashion_mixer_train::training::{TrainOptions, train};
+use fashion_mixer_train::training::{Resume, TrainOptions, train};
 
 use crate::data::DataDirArg;
 use crate::flags::overlay;
@@ -228,7 +228,8 @@ impl Trainer for Learners {
         let options = TrainOptions {
             run: run.clone(),
             data_dir: self.data_dir.clone(),
-            resume,
+            // A sweep's point continues only the run it started (the same settings).
+            resume: if resume { Resume::Matching } else { Resume::No },
             tui: false,
             progress: self.progress.clone(),
             distributed: None,

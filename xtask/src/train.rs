@@ -3,12 +3,12 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use fashion_mixer_model::Backend;
 use fashion_mixer_run::Preset;
 use fashion_mixer_run::{LrSchedule, OptimizerKind, Progress, RunDir, TrainingConfig};
-use fashion_mixer_train::training::{TrainOptions, TrainReport, train};
+use fashion_mixer_train::training::{Resume, TrainOptions, TrainReport, train};
 use serde::Serialize;
 
 use crate::data::DataDirArg;
@@ -159,7 +159,8 @@ pub struct TrainArgs {
     /// The run's folder [default: artifacts/<UTC timestamp>]
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
-    /// Continue the run in --artifacts from its newest checkpoint, with its own config.json
+    /// Continue the run in --artifacts from its newest checkpoint, with its own config.json;
+    /// training flags given with it must be the ones the run started with
     #[arg(long, requires = "artifacts")]
     pub resume: bool,
     /// One line per epoch instead of the terminal dashboard
@@ -212,15 +213,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 /// The configuration and where the run goes, from the flags.
 fn prepare(args: &TrainArgs) -> Result<(TrainingConfig, TrainOptions)> {
-    if args.resume && args.overrides_config() {
-        bail!(
-            "--resume continues a run with its own config.json; leave out the other training flags"
-        );
-    }
-    let config = if args.resume {
-        TrainingConfig::new() // replaced by the run's config.json
-    } else {
-        args.config()?
+    // `--resume` alone continues the run as it was started; with training flags (the command
+    // that started it, run again: a requeued Slurm job, say), only if they ask for the same.
+    let (config, resume) = match (args.resume, args.overrides_config()) {
+        (false, _) => (args.config()?, Resume::No),
+        (true, false) => (TrainingConfig::new(), Resume::AsSaved), // the run's config.json's
+        (true, true) => (args.config()?, Resume::Matching),
     };
     let run = RunDir::new(args.artifacts.clone().unwrap_or_else(|| {
         project_root()
@@ -230,7 +228,7 @@ fn prepare(args: &TrainArgs) -> Result<(TrainingConfig, TrainOptions)> {
     let options = TrainOptions {
         run,
         data_dir: args.data.locate()?,
-        resume: args.resume,
+        resume,
         tui: !args.no_tui && std::io::stdout().is_terminal(),
         progress: Progress::new(|line| println!("{line}")),
         distributed: None,
@@ -243,7 +241,7 @@ fn prepare(args: &TrainArgs) -> Result<(TrainingConfig, TrainOptions)> {
 /// `train --distributed` in a build without MPI.
 #[cfg(not(feature = "mpi"))]
 fn run_distributed(_: &TrainArgs) -> Result<()> {
-    bail!(crate::distributed::NOT_BUILT)
+    anyhow::bail!(crate::distributed::NOT_BUILT)
 }
 
 /// `train --distributed`: this rank's part of the training (each batch shared as `--slices`

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use fashion_mixer_model::Backend;
 use fashion_mixer_run::metrics::{EpochMetrics, RunSummary, read_metrics};
 use fashion_mixer_run::report::plot::{Series, line_chart, y_range};
-use fashion_mixer_run::run_dir::{load_config, write_atomic};
+use fashion_mixer_run::run_dir::{check_same_settings, load_config, write_atomic};
 use fashion_mixer_run::{OptimizerKind, Progress, RunDir, RunError, TrainingConfig};
 
 /// The grids `sweep --grid` knows.
@@ -274,6 +274,17 @@ pub fn sweep<T: Trainer>(
     progress: &Progress,
 ) -> Result<SweepReport, T::Error> {
     std::fs::create_dir_all(root).map_err(|e| T::Error::from(RunError::io(root, e)))?;
+    // A point whose folder holds a run started with other settings (the same grid with another
+    // --epochs, say) stops the sweep before anything trains: skipped or continued, that run
+    // would be reported as this sweep's.
+    for sweep_run in runs {
+        let mut asked = sweep_run.config.clone();
+        overrides.apply(&mut asked);
+        let run = RunDir::new(root.join(&sweep_run.name));
+        if let Ok(saved) = load_config(&run) {
+            check_same_settings(&run, &saved, &asked).map_err(T::Error::from)?;
+        }
+    }
     let mut outcomes = Vec::new();
     let mut interrupted = false;
     let mine: Vec<usize> = (0..runs.len()).filter(|&i| shard.takes(i)).collect();

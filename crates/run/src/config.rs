@@ -340,6 +340,16 @@ impl TrainingConfig {
         })
     }
 
+    /// The settings in which `self` (a run's saved configuration) differs from `asked`, each
+    /// named by its field (`model.dim`), in alphabetical order; empty when they are the same.
+    pub fn differences(&self, asked: &Self) -> Vec<ConfigDifference> {
+        let mine = serde_json::to_value(self).expect("a configuration serialises");
+        let theirs = serde_json::to_value(asked).expect("a configuration serialises");
+        let mut found = Vec::new();
+        differing(&mine, &theirs, "", &mut found);
+        found
+    }
+
     /// Checks every field; the first problem found is the error.
     pub fn validate(&self) -> Result<(), TrainingConfigError> {
         self.model.validate()?;
@@ -433,6 +443,51 @@ impl TrainingConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// One setting in which a run's saved configuration differs from the one asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigDifference {
+    /// The field, dotted below the top (`epochs`, `model.dim`).
+    pub field: String,
+    /// Its value in the run's `config.json`, as JSON.
+    pub saved: String,
+    /// Its value asked for, as JSON.
+    pub asked: String,
+}
+
+impl std::fmt::Display for ConfigDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} (asked: {})", self.field, self.saved, self.asked)
+    }
+}
+
+/// Appends to `found` every leaf where `saved` and `asked` differ, below the field `at`.
+fn differing(
+    saved: &serde_json::Value,
+    asked: &serde_json::Value,
+    at: &str,
+    found: &mut Vec<ConfigDifference>,
+) {
+    if let (Some(saved), Some(asked)) = (saved.as_object(), asked.as_object()) {
+        for (name, value) in saved {
+            let field = if at.is_empty() {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            let other = asked.get(name).unwrap_or(&serde_json::Value::Null);
+            differing(value, other, &field, found);
+        }
+        return;
+    }
+    if saved != asked {
+        found.push(ConfigDifference {
+            field: at.to_string(),
+            saved: saved.to_string(),
+            asked: asked.to_string(),
+        });
     }
 }
 

@@ -65,6 +65,15 @@ pub enum RunError {
         /// What is missing.
         reason: String,
     },
+    /// A run continued (`train --resume` with training flags, a sweep's point) whose
+    /// `config.json` holds other settings than the ones asked for.
+    #[error("{}: holds a run started with other settings: {}; choose another --artifacts folder, or continue that run as it was started: `cargo xtask train --artifacts {} --resume` (no training flags)", path.display(), list(differences), path.display())]
+    OtherSettings {
+        /// The run's folder.
+        path: PathBuf,
+        /// The settings that differ (at least one).
+        differences: Vec<crate::config::ConfigDifference>,
+    },
     /// `config.json` is not a valid configuration.
     #[error("{}: not a valid training configuration: {source}", path.display())]
     BadConfigFile {
@@ -125,4 +134,13 @@ fn not_a_run_message(path: &Path, reason: &str, nearby: &[PathBuf]) -> String {
         format!("runs found: {}", names.join(", "))
     };
     format!("{}: not a run folder ({reason}); {runs}", path.display())
+}
+
+/// The differences in words, the first five of them and how many more.
+fn list(differences: &[crate::config::ConfigDifference]) -> String {
+    let mut words: Vec<String> = differences.iter().take(5).map(|d| d.to_string()).collect();
+    if differences.len() > 5 {
+        words.push(format!("and {} more", differences.len() - 5));
+    }
+    words.join(", ")
 }

@@ -33,8 +33,8 @@ pub mod inference;
 pub mod report;
 
 pub use config::{
-    ConfigJsonError, LrSchedule, OptimizerKind, PRESETS, Preset, TEACHER_RUN, TrainingConfig,
-    TrainingConfigError, load_splits,
+    ConfigDifference, ConfigJsonError, LrSchedule, OptimizerKind, PRESETS, Preset, TEACHER_RUN,
+    TrainingConfig, TrainingConfigError, load_splits,
 };
 pub use error::RunError;
 pub use progress::Progress;

@@ -216,6 +216,23 @@ impl RunDir {
     }
 }
 
+/// Checks that the run in `run`, whose `config.json` holds `saved`, was started with the
+/// settings `asked` for; otherwise [`RunError::OtherSettings`], naming what differs.
+pub fn check_same_settings(
+    run: &RunDir,
+    saved: &TrainingConfig,
+    asked: &TrainingConfig,
+) -> Result<(), RunError> {
+    let differences = saved.differences(asked);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::OtherSettings {
+        path: run.root().to_path_buf(),
+        differences,
+    })
+}
+
 /// Reads a run's `config.json`; a folder without one is [`RunError::NotARun`], naming the
 /// runs in it or beside it.
 pub fn load_config(run: &RunDir) -> Result<TrainingConfig, RunError> {

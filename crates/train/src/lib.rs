@@ -8,12 +8,12 @@
 //!
 //! ```no_run
 //! use fashion_mixer_run::{Progress, RunDir, TrainingConfig};
-//! use fashion_mixer_train::training::{TrainOptions, train};
+//! use fashion_mixer_train::training::{Resume, TrainOptions, train};
 //!
 //! let options = TrainOptions {
 //!     run: RunDir::new("artifacts/run1"),
 //!     data_dir: "/usr/share/datasets/fashion-mnist".into(),
-//!     resume: false,
+//!     resume: Resume::No,
 //!     tui: false,
 //!     progress: Progress::new(|line| println!("{line}")),
 //!     distributed: None,

@@ -22,7 +22,9 @@ use fashion_mixer_run::evaluation::evaluate_shared;
 use fashion_mixer_run::inference::{load_model, load_teacher, record_path};
 use fashion_mixer_run::metrics::{EpochMetrics, read_metrics};
 use fashion_mixer_run::report::{ReportFiles, report_run};
-use fashion_mixer_run::run_dir::{RunLock, load_config, save_config, write_atomic};
+use fashion_mixer_run::run_dir::{
+    RunLock, check_same_settings, load_config, save_config, write_atomic,
+};
 use fashion_mixer_run::{Progress, RunDir, RunError, TrainingConfig, load_splits};
 
 use crate::checkpoint::AtomicFileCheckpointer;
@@ -76,6 +78,28 @@ fn teacher_near(path: PathBuf, run: &Path) -> PathBuf {
         .unwrap_or(path)
 }
 
+/// Whether [`train`] starts a run or continues the one in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// A new run with the configuration given, in a folder that holds no run.
+    #[default]
+    No,
+    /// Continue the run in the folder with its own `config.json`; the configuration given is
+    /// not used.
+    AsSaved,
+    /// Continue the run in the folder, whose `config.json` must hold the configuration given
+    /// (`train --resume` with training flags, a sweep's point): a run started with other
+    /// settings is an error naming them ([`RunError::OtherSettings`]).
+    Matching,
+}
+
+impl Resume {
+    /// Whether the run in the folder is continued.
+    pub fn continues(self) -> bool {
+        self != Self::No
+    }
+}
+
 /// How to run a training, beyond its configuration.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -83,8 +107,8 @@ pub struct TrainOptions {
     pub run: RunDir,
     /// Where the IDX files are.
     pub data_dir: PathBuf,
-    /// Continue the run in `run` from its newest checkpoint (its `config.json` is used).
-    pub resume: bool,
+    /// Start a run in `run`, or continue the one there from its newest checkpoint.
+    pub resume: Resume,
     /// Burn's terminal dashboard, when this process is in its terminal's foreground; otherwise
     /// one line per epoch through `progress`.
     pub tui: bool,
@@ -141,7 +165,7 @@ fn find_start(
     lock: &mut Option<RunLock>,
 ) -> Result<Start, TrainError> {
     let run = &options.run;
-    if !options.resume {
+    if !options.resume.continues() {
         config.validate().map_err(RunError::from)?;
         run.check_fresh()?;
         return Ok(Start {
@@ -159,7 +183,11 @@ fn find_start(
         .into());
     }
     *lock = Some(run.lock()?);
-    let config = load_config(run)?;
+    let saved = load_config(run)?;
+    if options.resume == Resume::Matching {
+        check_same_settings(run, &saved, &config)?;
+    }
+    let config = saved;
     run.remove_stale_temp_files();
     let checkpoint = run.last_checkpoint();
     let finished = run.is_finished(config.epochs);
@@ -218,7 +246,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
             report: None,
         });
     }
-    let resumed = checkpoint.is_some() || (options.resume && leader);
+    let resumed = checkpoint.is_some() || (options.resume.continues() && leader);
     let first_epoch = checkpoint.unwrap_or(0) + 1;
 
     // The data, the device and the starting weights first: a run that cannot start leaves no
@@ -226,13 +254,17 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
     let (train_set, test_set) = load_splits(&options.data_dir, &config)?;
     if let Some(d) = distributed {
         // A fresh run's ranks each hold their own configuration; a resumed one's, rank 0's.
-        let compared = if options.resume { &config } else { &own_config };
+        let compared = if options.resume.continues() {
+            &config
+        } else {
+            &own_config
+        };
         d.check_alike(compared, &train_set, &test_set)?;
     }
     let device = config.backend.device().map_err(RunError::from)?;
     device.seed(config.seed);
     let mut build = config.clone();
-    if options.resume {
+    if options.resume.continues() {
         build.distill_from = build.distill_from.map(|p| teacher_near(p, run.root()));
     }
     let model = training_model(&build, &device.clone().autodiff(), checkpoint.is_none())?;

@@ -142,6 +142,17 @@ fn a_two_point_sweep_trains_both_and_runs_lists_them() {
             .count(),
         2
     );
+    // Again with another budget: the folders hold runs of other settings, which the sweep
+    // neither skips nor continues as its own; one line names the first and what differs.
+    let mut other = args;
+    other[4] = "3";
+    let refused = xtask(&other);
+    assert_user_error(
+        "a sweep over runs of other settings",
+        &refused,
+        &["sweep-lr/lr1e-3", "other settings", "epochs 2 (asked: 3)"],
+    );
+    assert_eq!(text(&refused.stdout), "", "nothing trained");
     let out = xtask(&["runs", "--root", tmp.path().join("runs").to_str().unwrap()]);
     let listing = text(&out.stdout);
     assert!(

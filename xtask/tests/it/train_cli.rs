@@ -1,5 +1,6 @@
 //! `cargo xtask train / eval / infer` as a user runs them, on a generated data set: a run
-//! killed with SIGKILL after its first epoch resumes, and the saved record serves eval and infer.
+//! killed with SIGKILL after its first epoch resumes (by the command that started it, with
+//! `--resume`; other settings are refused), and the saved record serves eval and infer.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -102,7 +103,11 @@ fn sigkill_after_epoch_one_then_resume() {
         "no final record for an unfinished run"
     );
 
-    let out = resume();
+    // Continued by the command that started it, `--resume` added (as a requeued job runs it
+    // again): the same settings, so the run goes on.
+    let mut again = train_args(data_s, run_s, "2");
+    again.push("--resume");
+    let out = run(&again);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let after = read_metrics(&rd.metrics()).unwrap();
     assert_eq!(
@@ -129,6 +134,15 @@ fn sigkill_after_epoch_one_then_resume() {
         text(&out.stdout).contains("already finished (2/2 epochs)"),
         "{}",
         text(&out.stdout)
+    );
+    assert_eq!(read_metrics(&rd.metrics()).unwrap(), after);
+    // Other settings than the run's are refused with one line naming them; nothing changes.
+    let mut other = train_args(data_s, run_s, "3");
+    other.push("--resume");
+    crate::common::assert_user_error(
+        "--resume with other settings",
+        &run(&other),
+        &["other settings", "epochs 2 (asked: 3)", "--resume"],
     );
     assert_eq!(read_metrics(&rd.metrics()).unwrap(), after);
 

@@ -132,3 +132,26 @@ fn bad_option_values_are_errors() {
         assert!(err.starts_with(field), "{err}");
     }
 }
+
+#[test]
+fn differences_name_each_setting_that_differs() {
+    let saved = TrainingConfig::new();
+    assert_eq!(saved.differences(&TrainingConfig::new()), []);
+    let asked = TrainingConfig::new()
+        .with_epochs(5)
+        .with_distill_from(Some("artifacts/teacher".into()))
+        .with_model(ModelConfig::new().with_dim(64));
+    let words: Vec<String> = saved
+        .differences(&asked)
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "distill_from null (asked: \"artifacts/teacher\")",
+            "epochs 30 (asked: 5)",
+            "model.dim 128 (asked: 64)",
+        ]
+    );
+}

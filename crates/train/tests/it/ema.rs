@@ -13,7 +13,7 @@ use fashion_mixer_run::load_splits;
 use fashion_mixer_run::metrics::read_metrics;
 use fashion_mixer_run::{RunDir, TrainingConfig};
 use fashion_mixer_train::TrainingModel;
-use fashion_mixer_train::training::{TrainOptions, train};
+use fashion_mixer_train::training::{Resume, TrainOptions, train};
 
 /// The training model (model, average and its count) in the checkpoint of `epoch`.
 fn checkpoint(run: &RunDir, config: &TrainingConfig, epoch: usize) -> TrainingModel {
@@ -107,7 +107,7 @@ fn the_moving_average_is_validated_saved_and_resumed() {
     let resumed = train(
         TrainingConfig::new(),
         &TrainOptions {
-            resume: true,
+            resume: Resume::AsSaved,
             ..options
         },
     )

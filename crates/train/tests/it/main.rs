@@ -28,7 +28,7 @@ pub fn quiet(
     fashion_mixer_train::training::TrainOptions {
         run: run.clone(),
         data_dir: data_dir.to_path_buf(),
-        resume: false,
+        resume: fashion_mixer_train::training::Resume::No,
         tui: false,
         progress: fashion_mixer_run::Progress::silent(),
         distributed: None,
