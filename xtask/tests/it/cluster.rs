@@ -1,5 +1,5 @@
 //! The cluster files as a user submits them: `deploy/slurm/train.sbatch` (two ranks of one
-//! training) and `deploy/slurm/sweep.sbatch` (a job array, one sweep shard per task) run for
+//! training, which continues its run when Slurm requeues it) and `deploy/slurm/sweep.sbatch` (a job array, one sweep shard per task) run for
 //! real on a one-node Slurm cluster this test starts in a temporary folder (munge, slurmctld and
 //! slurmd from Debian, configured for this machine's CPUs, every daemon stopped by its process
 //! id at the end); and `deploy/kubernetes/sweep.yaml`, an Indexed Job, parsed and its fields
@@ -218,6 +218,27 @@ impl Cluster {
         id.trim().split(';').next().unwrap().to_string()
     }
 
+    /// `scontrol` with `args`, which must succeed.
+    fn control(&self, args: &[&str]) {
+        let out = self.command("scontrol").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scontrol {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The state of the job `id` (`PENDING`, `RUNNING`, `COMPLETING`...; empty once it left
+    /// the queue).
+    fn state(&self, id: &str) -> String {
+        let out = self
+            .command("squeue")
+            .args(["-h", "-o", "%T", "-j", id])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Waits until no job of `ids` is queued or running (at most `limit`).
     fn wait(&self, ids: &[&str], limit: Duration) {
         wait_for("the jobs to end", limit, || {
@@ -247,9 +268,10 @@ impl Cluster {
 }
 
 /// Both Slurm scripts, submitted as they are with small budgets: the training job trains one
-/// run over two ranks, the array's two tasks train the sweep's two points between them, and
-/// each folder holds what a run or a sweep writes. Then `srun` alone starts two ranks of a
-/// training.
+/// run over two ranks; another, requeued by `scontrol requeue` in its second epoch, runs again
+/// and continues its run to the end; the array's two tasks train the sweep's two points between
+/// them; each folder holds what a run or a sweep writes. Then `srun` alone starts two ranks of
+/// a training.
 #[test]
 fn the_slurm_scripts_run_on_a_local_cluster() {
     let Some(cluster) = Cluster::start() else {
@@ -272,14 +294,47 @@ fn the_slurm_scripts_run_on_a_local_cluster() {
     train_args.extend(["--dim", "16", "--artifacts"].map(String::from));
     train_args.push(path(&run));
     let out = |name: &str| format!("--output={}", cluster.dir.path().join(name).display());
+    let two_ranks = ["--nodes=1", "--ntasks=2", "--ntasks-per-node=2"];
+
+    // A training requeued by Slurm in its second epoch (as after a node failure or a
+    // preemption) runs again and continues its run: train.sbatch adds --resume.
+    let long = tmp.path().join("long");
+    let long_data = tmp.path().join("long-data");
+    synthetic::write_idx_dir(&long_data, 16384, 64).unwrap();
+    let long_args: Vec<String> = [
+        "--epochs",
+        "4",
+        "--batch-size",
+        "128",
+        "--offline",
+        "--data-dir",
+        &path(&long_data),
+        "--artifacts",
+        &path(&long),
+    ]
+    .map(String::from)
+    .to_vec();
+    let requeued = cluster.submit(
+        "deploy/slurm/train.sbatch",
+        &[two_ranks.as_slice(), &[&out("long-%j.out")]].concat(),
+        &long_args,
+        &[("XTASK", &xtask_mpi)],
+    );
+    let first = long.join("checkpoint/model-1.bpk");
+    wait_for("the first checkpoint", Duration::from_secs(120), || {
+        first.is_file()
+    });
+    cluster.control(&["requeue", &requeued]);
+    // Back in the queue, a requeued job waits two minutes before it may start again; this one
+    // need not.
+    wait_for("the job back in the queue", Duration::from_secs(60), || {
+        cluster.state(&requeued) == "PENDING"
+    });
+    cluster.control(&["update", &format!("JobId={requeued}"), "StartTime=now"]);
+
     let train = cluster.submit(
         "deploy/slurm/train.sbatch",
-        &[
-            "--nodes=1",
-            "--ntasks=2",
-            "--ntasks-per-node=2",
-            &out("train-%j.out"),
-        ],
+        &[two_ranks.as_slice(), &[&out("train-%j.out")]].concat(),
         &train_args,
         &[("XTASK", &xtask_mpi)],
     );
@@ -294,8 +349,25 @@ fn the_slurm_scripts_run_on_a_local_cluster() {
         &sweep_args,
         &[("XTASK", &xtask)],
     );
-    cluster.wait(&[&train, &sweep], Duration::from_secs(300));
+    cluster.wait(&[&requeued, &train, &sweep], Duration::from_secs(300));
     let outputs = cluster.outputs();
+    let long_out = std::fs::read_to_string(cluster.dir.path().join(format!("long-{requeued}.out")))
+        .unwrap_or_default();
+    // Both runs of the job append to its output file.
+    assert!(long_out.contains("DUE TO JOB REQUEUE"), "{long_out}");
+    assert!(
+        long_out.contains("holds the run: continuing it (restart 1)"),
+        "{long_out}"
+    );
+    assert!(long_out.contains("finished epoch 4/4"), "{long_out}");
+    assert!(long.join("model.bpk").is_file(), "{long_out}");
+    let epochs: Vec<usize> = read_metrics(&long.join("metrics.csv"))
+        .unwrap()
+        .iter()
+        .map(|row| row.epoch)
+        .collect();
+    assert_eq!(epochs, [1, 2, 3, 4], "{long_out}");
+    let outputs = outputs.replace(&long_out, "");
     assert!(!outputs.contains("error"), "{outputs}");
     assert!(run.join("model.bpk").is_file(), "{outputs}");
     assert_eq!(read_metrics(&run.join("metrics.csv")).unwrap().len(), 1);
