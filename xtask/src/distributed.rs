@@ -35,13 +35,32 @@ pub const NOT_BUILT: &str = "--distributed needs the MPI build: install MPI (`ap
 #[cfg(feature = "mpi")]
 pub use with_mpi::*;
 
-/// This process's rank as the launcher set it in the environment (Open MPI's `mpirun`, PMIx,
-/// MPICH's Hydra), read before MPI starts; `None` outside a launcher.
-#[cfg(feature = "mpi")]
-pub fn launched_rank() -> Option<usize> {
-    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
-        .into_iter()
-        .find_map(|name| std::env::var(name).ok()?.parse().ok())
+/// This process's place among the processes a launcher started together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    /// This process's number, from 0.
+    pub rank: usize,
+    /// How many processes were started.
+    pub size: usize,
+}
+
+/// This process's place as the launcher set it in the environment (Open MPI's `mpirun`, MPICH's
+/// Hydra, Slurm's `srun`), read without MPI (before it starts, and in a build without it);
+/// `None` outside a launcher (a Slurm batch script itself is none: only `srun`'s steps are).
+pub fn launched() -> Option<Launched> {
+    let var = |name: &str| std::env::var(name).ok()?.trim().parse().ok();
+    [
+        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+        ("PMI_RANK", "PMI_SIZE"),
+        ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS"),
+    ]
+    .into_iter()
+    .find_map(|(rank, size)| {
+        Some(Launched {
+            rank: var(rank)?,
+            size: var(size)?,
+        })
+    })
 }
 
 #[cfg(feature = "mpi")]

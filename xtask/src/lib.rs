@@ -137,17 +137,25 @@ fn set_environment() {
 /// Runs the command the arguments name; any error is one line on stderr and exit code 2.
 pub fn main() -> ExitCode {
     set_environment();
-    let cli = match Cli::try_parse() {
+    let launched = distributed::launched();
+    // Under `mpirun` or `srun` every process has the same arguments and meets the same mistake:
+    // rank 0 alone says it (and its exit code ends the job); the others end quietly, as for any
+    // error rank 0 reports.
+    let quiet = launched.is_some_and(|l| l.rank != 0);
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // Under `mpirun` every rank has the same arguments and meets the same mistake: rank 0
-        // alone says it (and its exit code ends the job); the others end quietly, as for any
-        // error rank 0 reports.
-        #[cfg(feature = "mpi")]
-        Err(_) if distributed::launched_rank().is_some_and(|rank| rank != 0) => {
-            return ExitCode::SUCCESS;
-        }
+        Err(_) if quiet => return ExitCode::SUCCESS,
         Err(err) => err.exit(),
     };
+    if let Some(launched) = launched.filter(|l| l.size > 1)
+        && let Err(err) = started_together(&mut cli.command, launched)
+    {
+        if quiet {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Model(args) => model::run(&args),
@@ -178,6 +186,46 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A command started as one of several processes (`mpirun -np N`, `srun -n N`): `train` and
+/// `bench` need `--distributed` (alone, each process would do the whole work, into the same
+/// folder, on the same cores) and the MPI build; a `sweep` without `--shard` trains this
+/// process's rank's shard.
+fn started_together(command: &mut Command, launched: distributed::Launched) -> anyhow::Result<()> {
+    let size = launched.size;
+    let (name, alone, distributed) = match command {
+        Command::Train(args) => (
+            "train",
+            "train the whole run alone, into the same folder",
+            args.distributed,
+        ),
+        Command::Bench(args) => (
+            "bench",
+            "time every step alone, on the same cores",
+            args.distributed,
+        ),
+        Command::Sweep(args) => {
+            args.shard
+                .get_or_insert(fashion_mixer_experiments::sweep::Shard {
+                    index: launched.rank,
+                    count: size,
+                });
+            return Ok(());
+        }
+        _ => return Ok(()),
+    };
+    if !distributed {
+        anyhow::bail!(
+            "started as one of {size} processes (mpirun or srun) without --distributed: each \
+             would {alone}; add --distributed to share the work over them (`mpirun -np {size} \
+             cargo xtask-mpi {name} --distributed ...`), or start one process"
+        );
+    }
+    #[cfg(not(feature = "mpi"))]
+    anyhow::bail!(distributed::NOT_BUILT);
+    #[cfg(feature = "mpi")]
+    Ok(())
 }
 
 /// An error another process reports (rank 0 of a distributed training, which ends with its exit

@@ -47,9 +47,10 @@ pub struct SweepArgs {
     pub artifacts: Option<PathBuf>,
     /// Train only shard K of N: every Nth point of the grid from the Kth (0 <= K < N); the
     /// shards, started alike on one shared --artifacts folder (a Slurm job array, say), train
-    /// every point once between them
-    #[arg(long, value_name = "K/N", default_value = "0/1")]
-    pub shard: Shard,
+    /// every point once between them [default: 0/1; for N processes started together by `srun
+    /// -n N` or `mpirun -np N`, each its rank's shard]
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub data: DataDirArg,
 }
@@ -192,7 +193,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         &root,
         &runs,
         &overrides,
-        args.shard,
+        args.shard.unwrap_or(Shard::ALL),
         &mut trainer,
         &progress,
     )?;

@@ -650,7 +650,8 @@ fn ctrl_c_stops_every_rank_and_the_run_resumes() {
 }
 
 /// Bad starts, each one line on stderr (rank 0's) with nothing written: `--distributed` in a
-/// build without MPI; ranks given other flags (`--slices equal` among them), other data, other
+/// build without MPI (alone, and as two processes of `mpirun`); two processes of `mpirun`
+/// without `--distributed`; ranks given other flags (`--slices equal` among them), other data, other
 /// starting weights or another teacher (the same flags, each rank in its own folder) than rank
 /// 0; a global batch smaller than the ranks; a flag no rank knows.
 #[test]
@@ -721,6 +722,10 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
         with.extend(args);
         with
     };
+    let mut alone = training(&data, 1, 128);
+    alone.extend(["--artifacts".into(), run.display().to_string()]);
+    let mut plain = vec![env!("CARGO_BIN_EXE_xtask").to_string()];
+    plain.extend(base(&data, 128));
     for (case, rank0, rank1, needle) in [
         (
             "different flags",
@@ -759,6 +764,20 @@ fn bad_starts_are_one_line_each_and_write_nothing() {
             anywhere(misspelled.clone()),
             anywhere(misspelled),
             "unexpected argument '--epoch'",
+        ),
+        // Started together without --distributed, each would train the run alone.
+        (
+            "no --distributed",
+            anywhere(alone.clone()),
+            anywhere(alone),
+            "started as one of 2 processes (mpirun or srun) without --distributed",
+        ),
+        // The build without MPI, started by mpirun.
+        (
+            "the build without MPI",
+            plain.clone(),
+            plain,
+            "--distributed needs the MPI build",
         ),
         // Rank 1 alone meets it: rank 0 says it, naming the rank.
         (

@@ -167,24 +167,33 @@ fn a_two_point_sweep_trains_both_and_runs_lists_them() {
 
 /// Two shards of one sweep, started together on one folder, train each of the grid's four
 /// points exactly once between them; the summary holds every point, and `runs` lists them all.
+/// The first is given `--shard 0/2`; the second takes its shard from its place among the
+/// processes a launcher started (here the second task of `srun -n 2`, its environment).
 #[test]
 fn two_shards_train_every_point_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     synthetic::write_idx_dir(&data, 256, 64).unwrap();
     let folder = tmp.path().join("runs/sweep");
-    let shard = |k: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args([
-                "sweep",
-                "--set",
-                "lr=1e-3,3e-3",
-                "--seeds",
-                "1,2",
-                "--epochs",
-                "1",
-            ])
-            .args(["--offline", "--shard", k, "--data-dir"])
+    let shard = |k: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command.args([
+            "sweep",
+            "--set",
+            "lr=1e-3,3e-3",
+            "--seeds",
+            "1,2",
+            "--epochs",
+            "1",
+        ]);
+        match k {
+            Some(k) => command.args(["--shard", k]),
+            None => command
+                .env("SLURM_PROCID", "1")
+                .env("SLURM_STEP_NUM_TASKS", "2"),
+        };
+        command
+            .args(["--offline", "--data-dir"])
             .arg(&data)
             .arg("--artifacts")
             .arg(&folder)
@@ -193,8 +202,8 @@ fn two_shards_train_every_point_once() {
             .output()
     };
     let (first, second) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| shard("0/2").unwrap());
-        let second = scope.spawn(|| shard("1/2").unwrap());
+        let first = scope.spawn(|| shard(Some("0/2")).unwrap());
+        let second = scope.spawn(|| shard(None).unwrap());
         (first.join().unwrap(), second.join().unwrap())
     });
     let mut trained = Vec::new();
