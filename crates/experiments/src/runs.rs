@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use fashion_mixer_run::evaluation::current_evaluation;
-use fashion_mixer_run::metrics::{RunSummary, read_metrics};
+use fashion_mixer_run::metrics::{RunSummary, is_finished, read_metrics};
 use fashion_mixer_run::run_dir::load_config;
 use fashion_mixer_run::{PRESETS, RunDir, TrainingConfig};
 
@@ -217,7 +217,7 @@ pub fn entry(name: &str, run: &RunDir) -> Option<RunEntry> {
             epoch: entry.epochs_done,
             epochs: config.epochs,
         }
-    } else if run.is_finished(config.epochs) || entry.epochs_done >= config.epochs {
+    } else if is_finished(run, config.epochs) || entry.epochs_done >= config.epochs {
         RunStatus::Finished {
             record: run.model().is_file(),
         }

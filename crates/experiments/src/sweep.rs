@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use fashion_mixer_model::Backend;
-use fashion_mixer_run::metrics::{EpochMetrics, RunSummary, read_metrics};
+use fashion_mixer_run::metrics::{EpochMetrics, RunSummary, is_finished, read_metrics};
 use fashion_mixer_run::report::plot::{Series, line_chart, y_range};
 use fashion_mixer_run::run_dir::{check_same_settings, load_config, write_atomic};
 use fashion_mixer_run::{OptimizerKind, Progress, RunDir, RunError, TrainingConfig};
@@ -182,7 +182,7 @@ pub struct SweepReport {
 }
 
 fn finished(run: &RunDir) -> bool {
-    load_config(run).is_ok_and(|config| run.is_finished(config.epochs))
+    load_config(run).is_ok_and(|config| is_finished(run, config.epochs))
 }
 
 /// How a training of a sweep's ended.

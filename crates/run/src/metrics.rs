@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::RunError;
-use crate::run_dir::write_atomic;
+use crate::run_dir::{RunDir, write_atomic};
 
 /// The header of `metrics.csv`.
 pub const METRICS_HEADER: &str =
@@ -102,6 +102,19 @@ impl RunSummary {
             median_epoch_seconds: median(seconds),
         })
     }
+}
+
+/// The last epoch `metrics.csv` holds a row of (0: none, or no readable file).
+pub fn epochs_done(run: &RunDir) -> usize {
+    read_metrics(&run.metrics()).map_or(0, |rows| rows.last().map_or(0, |row| row.epoch))
+}
+
+/// Whether the run in `run` has finished its `epochs`: `model.bpk` written, and its last epoch
+/// done: checkpointed, or (a run without checkpoints: shipped, imported, or its checkpoints
+/// removed) in `metrics.csv`.
+pub fn is_finished(run: &RunDir, epochs: usize) -> bool {
+    run.model().is_file()
+        && (run.last_checkpoint().is_some_and(|e| e >= epochs) || epochs_done(run) >= epochs)
 }
 
 /// Reads `metrics.csv`; a missing file is an empty history.

@@ -107,12 +107,6 @@ impl RunDir {
             .max()
     }
 
-    /// Whether the run has finished its `epochs`: `model.bpk` written, and a complete
-    /// checkpoint of the last epoch.
-    pub fn is_finished(&self, epochs: usize) -> bool {
-        self.model().is_file() && self.last_checkpoint().is_some_and(|e| e >= epochs)
-    }
-
     /// `.lock`: held by the one process that writes the run (see [`RunDir::lock`]).
     pub fn lock_file(&self) -> PathBuf {
         self.root.join(".lock")

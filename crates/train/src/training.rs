@@ -20,7 +20,7 @@ use fashion_mixer_data::FashionMnistDataset;
 use fashion_mixer_model::fpu;
 use fashion_mixer_run::evaluation::evaluate_shared;
 use fashion_mixer_run::inference::{load_model, load_teacher, record_path};
-use fashion_mixer_run::metrics::{EpochMetrics, read_metrics};
+use fashion_mixer_run::metrics::{EpochMetrics, epochs_done, is_finished, read_metrics};
 use fashion_mixer_run::report::{ReportFiles, report_run};
 use fashion_mixer_run::run_dir::{
     RunLock, check_same_settings, load_config, save_config, write_atomic,
@@ -190,7 +190,32 @@ fn find_start(
     let config = saved;
     run.remove_stale_temp_files();
     let checkpoint = run.last_checkpoint();
-    let finished = run.is_finished(config.epochs);
+    let finished = is_finished(run, config.epochs);
+    // Rows are written once their checkpoint is on disk, and the record once the last epoch
+    // is: rows past the newest checkpoint, or a record without any checkpoint, mean that the
+    // checkpoints are gone (an imported run, checkpoint/ removed). Training from the last
+    // checkpoint, or from the start, would write over those epochs and that record.
+    let done = epochs_done(run);
+    let lost = if done > checkpoint.unwrap_or(0) {
+        Some(format!(
+            "metrics.csv holds epochs up to {done} but checkpoint/ {}",
+            checkpoint.map_or("holds none".to_string(), |e| format!("only epoch {e}"))
+        ))
+    } else if checkpoint.is_none() && run.model().is_file() {
+        Some("it holds a model record (model.bpk) but no checkpoint to go on from".to_string())
+    } else {
+        None
+    };
+    if let (false, Some(lost)) = (finished, lost) {
+        return Err(RunError::NothingToResume {
+            path: run.root().to_path_buf(),
+            reason: format!(
+                "{lost}; to train on from its weights, start a new run with --init-from {}",
+                run.root().display()
+            ),
+        }
+        .into());
+    }
     let mut start = match &options.distributed {
         // The other ranks need the files to resume from.
         Some(_) if !finished => Start::resumed(config, run, checkpoint)?,

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fashion_mixer_data::synthetic;
+use fashion_mixer_data::testing::copy_shipped_run;
 use fashion_mixer_run::RunDir;
 use fashion_mixer_run::metrics::read_metrics;
 
@@ -209,6 +210,92 @@ fn a_fresh_run_never_overwrites_an_old_one() {
         std::fs::read(run_dir.join("config.json")).unwrap(),
         config_before
     );
+}
+
+/// A run without checkpoints (the shipped run, as shipped; an imported one) is never trained
+/// again from its first epoch over what it holds: finished, `--resume` says so and changes
+/// nothing; cut short (rows but no checkpoint to go on from) or imported (a record, no epoch),
+/// it is one line, and nothing changes.
+#[test]
+fn a_run_without_checkpoints_is_not_trained_again() {
+    let (tmp, data, _) = fixture(64, 32);
+    // Every file but the lock, which a writer leaves behind.
+    let files = |run: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = std::fs::read_dir(run)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != ".lock")
+            .map(|e| {
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), bytes)
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let resume = |folder: &Path| {
+        run(&[
+            "train",
+            "--no-tui",
+            "--offline",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--artifacts",
+            folder.to_str().unwrap(),
+            "--resume",
+        ])
+    };
+
+    let finished = tmp.path().join("finished");
+    copy_shipped_run(&finished, None);
+    let before = files(&finished);
+    let out = resume(&finished);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("already finished (100/100 epochs)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(files(&finished), before);
+
+    let cut = tmp.path().join("cut");
+    copy_shipped_run(&cut, Some(3));
+    let before = files(&cut);
+    crate::common::assert_user_error(
+        "rows past every checkpoint",
+        &resume(&cut),
+        &[
+            "nothing to resume",
+            "metrics.csv holds epochs up to 3",
+            "--init-from",
+        ],
+    );
+    assert_eq!(files(&cut), before);
+
+    let weights = tmp.path().join("export/model.safetensors");
+    let imported = tmp.path().join("imported");
+    let out = run(&[
+        "export",
+        "--artifacts",
+        finished.to_str().unwrap(),
+        "--out",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&[
+        "import",
+        weights.to_str().unwrap(),
+        "--artifacts",
+        imported.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = files(&imported);
+    crate::common::assert_user_error(
+        "an imported record",
+        &resume(&imported),
+        &["nothing to resume", "model.bpk", "--init-from"],
+    );
+    assert_eq!(files(&imported), before);
 }
 
 #[test]
