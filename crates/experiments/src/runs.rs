@@ -130,26 +130,11 @@ pub fn writer(run: &RunDir) -> Option<Option<u32>> {
 
 /// The fields of `config` that differ from `preset`'s, flattened (`model.depth`).
 pub fn differences(config: &TrainingConfig, preset: &TrainingConfig) -> Vec<(String, Value)> {
-    fn walk(prefix: &str, a: &Value, b: &Value, out: &mut Vec<(String, Value)>) {
-        match (a, b) {
-            (Value::Object(a), Value::Object(b)) => {
-                for (key, value) in a {
-                    let name = if prefix.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{prefix}.{key}")
-                    };
-                    walk(&name, value, b.get(key).unwrap_or(&Value::Null), out);
-                }
-            }
-            _ if a != b => out.push((prefix.to_string(), a.clone())),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    let json = |c: &TrainingConfig| serde_json::to_value(c).expect("a config serialises");
-    walk("", &json(config), &json(preset), &mut out);
-    out
+    config
+        .differences(preset)
+        .into_iter()
+        .map(|d| (d.field, d.saved))
+        .collect()
 }
 
 /// The preset `config` is closest to, and the fields that differ from it.

@@ -340,8 +340,9 @@ impl TrainingConfig {
         })
     }
 
-    /// The settings in which `self` (a run's saved configuration) differs from `asked`, each
-    /// named by its field (`model.dim`), in alphabetical order; empty when they are the same.
+    /// The settings in which `self` (a run's saved configuration) differs from `asked` (or a
+    /// preset), each named by its field (`model.dim`), in alphabetical order; empty when they
+    /// are the same.
     pub fn differences(&self, asked: &Self) -> Vec<ConfigDifference> {
         let mine = serde_json::to_value(self).expect("a configuration serialises");
         let theirs = serde_json::to_value(asked).expect("a configuration serialises");
@@ -446,15 +447,16 @@ impl TrainingConfig {
     }
 }
 
-/// One setting in which a run's saved configuration differs from the one asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One setting in which a configuration (a run's saved one) differs from another (the one
+/// asked for, or a preset).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfigDifference {
     /// The field, dotted below the top (`epochs`, `model.dim`).
     pub field: String,
-    /// Its value in the run's `config.json`, as JSON.
-    pub saved: String,
-    /// Its value asked for, as JSON.
-    pub asked: String,
+    /// Its value in the first configuration.
+    pub saved: serde_json::Value,
+    /// Its value in the other.
+    pub asked: serde_json::Value,
 }
 
 impl std::fmt::Display for ConfigDifference {
@@ -485,8 +487,8 @@ fn differing(
     if saved != asked {
         found.push(ConfigDifference {
             field: at.to_string(),
-            saved: saved.to_string(),
-            asked: asked.to_string(),
+            saved: saved.clone(),
+            asked: asked.clone(),
         });
     }
 }
