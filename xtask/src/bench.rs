@@ -8,7 +8,7 @@ use fashion_mixer_data::FashionMnistDataset;
 use fashion_mixer_model::Backend;
 use fashion_mixer_run::run_dir::{prepare_output, write_atomic};
 use fashion_mixer_run::{TrainingConfig, load_splits};
-use fashion_mixer_train::bench::{BenchOptions, BenchReport, bench};
+use fashion_mixer_train::bench::{BenchOptions, BenchReport, StepSpread, bench};
 
 use crate::data::DataDirArg;
 use crate::distributed::SlicesArg;
@@ -128,6 +128,16 @@ fn say(report: &BenchReport, out: &Path) -> Result<()> {
         report.optimizer_ms_per_step,
         report.data_ms_per_batch,
         100.0 * report.data_share
+    );
+    let spread = &report.step_spread;
+    println!(
+        "steps: median {:.1} ms, slowest {:.1} ms; {} of {} over {}x the median, adding {:.2} ms to the mean step",
+        spread.median_ms,
+        spread.slowest_ms,
+        spread.slow_steps,
+        spread.steps,
+        StepSpread::SLOW,
+        spread.slow_ms_per_step
     );
     println!(
         "inference: batch 1 {:.2} ms; batch 1024 {:.0} images/s",

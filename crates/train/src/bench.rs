@@ -101,6 +101,53 @@ pub struct BenchReport {
     /// rank waits least).
     #[serde(default)]
     pub reduce_wait_ms_by_rank: Vec<f64>,
+    /// How the timed steps' times spread: the few steps the machine held up (with several
+    /// ranks, a step held up on any rank is slow on all, since they wait for it).
+    #[serde(default)]
+    pub step_spread: StepSpread,
+}
+
+/// How a bench's timed steps' times spread (data excluded): the typical step, the slowest, and
+/// the steps slowed well past the typical one, over [`StepSpread::SLOW`] times the median.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepSpread {
+    /// Timed steps (steps x repetitions).
+    pub steps: usize,
+    /// The median step's milliseconds.
+    pub median_ms: f64,
+    /// The slowest step's milliseconds.
+    pub slowest_ms: f64,
+    /// Steps over [`Self::SLOW`] times the median.
+    pub slow_steps: usize,
+    /// Those steps' milliseconds beyond the median, per timed step: what the slow steps add to
+    /// the mean step.
+    pub slow_ms_per_step: f64,
+}
+
+impl StepSpread {
+    /// A step slower than this many times the median counts as slow.
+    pub const SLOW: f64 = 1.25;
+
+    /// The spread of `steps_ms`, each step's milliseconds.
+    pub fn of(steps_ms: &[f64]) -> Self {
+        if steps_ms.is_empty() {
+            return Self::default();
+        }
+        let median_ms = median(steps_ms.to_vec());
+        let slow: Vec<f64> = steps_ms
+            .iter()
+            .filter(|&&ms| ms > Self::SLOW * median_ms)
+            .map(|ms| ms - median_ms)
+            .collect();
+        Self {
+            steps: steps_ms.len(),
+            median_ms,
+            slowest_ms: steps_ms.iter().copied().fold(0.0, f64::max),
+            slow_steps: slow.len(),
+            // Folded from +0.0: a sum of no steps would be -0.0.
+            slow_ms_per_step: slow.iter().fold(0.0, |sum, ms| sum + ms) / steps_ms.len() as f64,
+        }
+    }
 }
 
 fn one() -> usize {
@@ -187,6 +234,7 @@ fn bench_here(
     let (mut reduce_ms, mut wait_ms, mut optimizer_ms) = (Vec::new(), Vec::new(), Vec::new());
     let reduced = || distributed.map(Distributed::stats).unwrap_or_default();
     let (mut slice_items, mut sliced) = ((usize::MAX, 0), 0);
+    let mut each_step_ms = Vec::new();
     for _ in 0..options.repeats.max(1) {
         let (mut data_time, mut step_time) = (Duration::ZERO, Duration::ZERO);
         let mut optimizer_time = Duration::ZERO;
@@ -200,6 +248,7 @@ fn bench_here(
             let (batch, d) = next_batch(&autodiff);
             data_time += d;
             let (s, o) = step(&mut learner, batch);
+            each_step_ms.push(ms(s));
             step_time += s;
             optimizer_time += o;
         }
@@ -253,6 +302,7 @@ fn bench_here(
             0.0
         },
         reduce_wait_ms_by_rank: waits.unwrap_or_default(),
+        step_spread: StepSpread::of(&each_step_ms),
     };
     let training = BenchReport {
         data_share: training.data_ms_per_batch

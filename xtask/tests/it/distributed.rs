@@ -369,6 +369,9 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     assert!(waits[1] >= 0.0, "{report}");
     assert!(number("optimizer_ms_per_step") > 0.0, "{report}");
     assert!(number("train_images_per_s") > 0.0, "{report}");
+    // Rank 0's six timed steps, a step held up on either rank slow on both.
+    assert_eq!(report["step_spread"]["steps"], 6, "{report}");
+    assert!(stdout.contains("steps: median "), "{stdout}");
 }
 
 /// A temporary folder holding `data/`, generated IDX files of `train` and `test` items.

@@ -2,7 +2,7 @@
 
 use fashion_mixer_data::{FashionMnistDataset, Split, synthetic};
 use fashion_mixer_run::TrainingConfig;
-use fashion_mixer_train::bench::{BenchOptions, bench};
+use fashion_mixer_train::bench::{BenchOptions, StepSpread, bench};
 
 #[test]
 fn bench_reports_positive_rates() {
@@ -29,6 +29,13 @@ fn bench_reports_positive_rates() {
         assert!(value.is_finite() && value > 0.0, "{report:?}");
     }
     assert!((0.0..1.0).contains(&report.data_share), "{report:?}");
+    let spread = report.step_spread;
+    assert_eq!(spread.steps, 6, "{report:?}");
+    assert!(
+        0.0 < spread.median_ms && spread.median_ms <= spread.slowest_ms,
+        "{report:?}"
+    );
+    assert!(spread.slow_steps < spread.steps, "{report:?}");
     let json = serde_json::to_value(&report).unwrap();
     for field in [
         "backend",
@@ -39,4 +46,25 @@ fn bench_reports_positive_rates() {
     ] {
         assert!(json.get(field).is_some(), "bench.json lacks {field}");
     }
+}
+
+/// The spread of step times counts the steps over 1.25x the median and what they add to the
+/// mean step; steady steps have none.
+#[test]
+fn the_step_spread_finds_the_steps_held_up() {
+    let steady = StepSpread::of(&[10.0, 11.0, 12.0, 10.5, 12.4]);
+    assert_eq!(steady.steps, 5);
+    assert_eq!((steady.median_ms, steady.slowest_ms), (11.0, 12.4));
+    assert_eq!(steady.slow_steps, 0);
+    // Zero, not -0.0 (which bench.json and the summary line would show as such).
+    assert!(steady.slow_ms_per_step.to_bits() == 0.0f64.to_bits());
+
+    // Two of nine steps held up: 30 and 14 ms against a median of 10; 12.5, exactly 1.25x, is
+    // not slow.
+    let held = StepSpread::of(&[10.0, 9.0, 30.0, 10.0, 10.0, 14.0, 11.0, 10.0, 12.5]);
+    assert_eq!((held.median_ms, held.slowest_ms), (10.0, 30.0));
+    assert_eq!(held.slow_steps, 2);
+    assert!((held.slow_ms_per_step - (20.0 + 4.0) / 9.0).abs() < 1e-12);
+
+    assert_eq!(StepSpread::of(&[]), StepSpread::default());
 }
