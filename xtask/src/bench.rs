@@ -131,14 +131,30 @@ fn say(report: &BenchReport, out: &Path) -> Result<()> {
     );
     let spread = &report.step_spread;
     println!(
-        "steps: median {:.1} ms, slowest {:.1} ms; {} of {} over {}x the median, adding {:.2} ms to the mean step",
+        "steps: median {:.1} ms, slowest {:.1} ms, varying {:.1}% from step to step; {} of {} over {}x the median, adding {:.2} ms to the mean step",
         spread.median_ms,
         spread.slowest_ms,
+        100.0 * spread.variation,
         spread.slow_steps,
         spread.steps,
         StepSpread::SLOW,
         spread.slow_ms_per_step
     );
+    let balance = &report.work_balance;
+    if report.ranks > 1 && balance.steps > 0 {
+        let varying: Vec<String> = balance
+            .per_item_variation
+            .iter()
+            .map(|v| format!("{:.1}%", 100.0 * v))
+            .collect();
+        println!(
+            "ranks' work: the slowest rank's {:.1} ms a step, {:.1}% over {:.1} ms, each step's items split by that step's own speeds; a rank's time per item varies {} from step to step (by rank)",
+            balance.slowest_ms,
+            100.0 * balance.excess(),
+            balance.balanced_ms,
+            varying.join(", ")
+        );
+    }
     println!(
         "inference: batch 1 {:.2} ms; batch 1024 {:.0} images/s",
         report.infer_batch1_ms, report.infer_batch1024_images_per_s

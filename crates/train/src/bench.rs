@@ -14,7 +14,7 @@ use fashion_mixer_model::fpu;
 use fashion_mixer_run::metrics::median;
 use fashion_mixer_run::{RunError, TrainingConfig};
 
-use crate::distributed::{Distributed, Slicing};
+use crate::distributed::{Distributed, Slicing, StepWork};
 
 /// How much to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,12 @@ pub struct BenchReport {
     /// ranks, a step held up on any rank is slow on all, since they wait for it).
     #[serde(default)]
     pub step_spread: StepSpread,
+    /// With several ranks: each timed step's items and work on every rank.
+    #[serde(default)]
+    pub rank_work: Vec<StepWork>,
+    /// With several ranks: how evenly the timed steps' work fell on the ranks.
+    #[serde(default)]
+    pub work_balance: WorkBalance,
 }
 
 /// How a bench's timed steps' times spread (data excluded): the typical step, the slowest, and
@@ -122,6 +128,10 @@ pub struct StepSpread {
     /// Those steps' milliseconds beyond the median, per timed step: what the slow steps add to
     /// the mean step.
     pub slow_ms_per_step: f64,
+    /// The steps' standard deviation over their mean: how much one step's time differs from
+    /// the next's.
+    #[serde(default)]
+    pub variation: f64,
 }
 
 impl StepSpread {
@@ -146,8 +156,78 @@ impl StepSpread {
             slow_steps: slow.len(),
             // Folded from +0.0: a sum of no steps would be -0.0.
             slow_ms_per_step: slow.iter().fold(0.0, |sum, ms| sum + ms) / steps_ms.len() as f64,
+            variation: variation(steps_ms),
         }
     }
+}
+
+/// How evenly the timed steps' work ([`StepWork`]) fell on the ranks: the slowest rank's work
+/// against the same steps' work split by each step's own speeds, the least that slices sized
+/// before a step (by speed or equal) could reach; the rest of a step's reduction wait comes from
+/// how a rank's work varies from step to step.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkBalance {
+    /// Steps counted (those on which every rank computed something).
+    pub steps: usize,
+    /// The slowest rank's work, milliseconds a step (mean): how long the work kept the ranks
+    /// from each reduction.
+    pub slowest_ms: f64,
+    /// The same steps' work split by each step's own speeds, milliseconds a step (mean).
+    pub balanced_ms: f64,
+    /// Each rank's time per item, its standard deviation over its mean across the steps, in
+    /// rank order.
+    pub per_item_variation: Vec<f64>,
+}
+
+impl WorkBalance {
+    /// The balance of `steps`.
+    pub fn of(steps: &[StepWork]) -> Self {
+        let counted: Vec<(&StepWork, f64)> = steps
+            .iter()
+            .filter_map(|step| Some((step, step.balanced_ms()?)))
+            .collect();
+        if counted.is_empty() {
+            return Self::default();
+        }
+        let n = counted.len() as f64;
+        let ranks = counted[0].0.items.len();
+        let per_item = |rank: usize| -> Vec<f64> {
+            counted
+                .iter()
+                .map(|(step, _)| step.work_ms[rank] / step.items[rank] as f64)
+                .collect()
+        };
+        Self {
+            steps: counted.len(),
+            slowest_ms: counted
+                .iter()
+                .map(|(step, _)| step.slowest_ms())
+                .sum::<f64>()
+                / n,
+            balanced_ms: counted.iter().map(|(_, balanced)| balanced).sum::<f64>() / n,
+            per_item_variation: (0..ranks).map(|rank| variation(&per_item(rank))).collect(),
+        }
+    }
+
+    /// How much longer the slowest rank worked than the balanced split: 0.05 is 5%.
+    pub fn excess(&self) -> f64 {
+        if self.balanced_ms > 0.0 {
+            self.slowest_ms / self.balanced_ms - 1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The standard deviation of `values` over their mean (0 for fewer than two values).
+fn variation(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 || mean == 0.0 {
+        return 0.0;
+    }
+    let squares = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+    (squares / n).sqrt() / mean
 }
 
 fn one() -> usize {
@@ -235,6 +315,7 @@ fn bench_here(
     let reduced = || distributed.map(Distributed::stats).unwrap_or_default();
     let (mut slice_items, mut sliced) = ((usize::MAX, 0), 0);
     let mut each_step_ms = Vec::new();
+    let work_before = distributed.map_or(0, |d| d.work().len());
     for _ in 0..options.repeats.max(1) {
         let (mut data_time, mut step_time) = (Duration::ZERO, Duration::ZERO);
         let mut optimizer_time = Duration::ZERO;
@@ -263,6 +344,8 @@ fn bench_here(
         wait_ms.push(ms(after.wait - before.wait) / steps);
     }
     let stats = reduced();
+    // Every rank's work in the timed steps (each rank keeps them all).
+    let rank_work = distributed.map_or_else(Vec::new, |d| d.work().split_off(work_before));
     let timed_steps = (options.steps.max(1) * options.repeats.max(1)) as f64;
     let reduce_wait_ms_per_step = median(wait_ms);
     // Every rank's wait, summed from each rank's own slot.
@@ -303,6 +386,8 @@ fn bench_here(
         },
         reduce_wait_ms_by_rank: waits.unwrap_or_default(),
         step_spread: StepSpread::of(&each_step_ms),
+        work_balance: WorkBalance::of(&rank_work),
+        rank_work,
     };
     let training = BenchReport {
         data_share: training.data_ms_per_batch

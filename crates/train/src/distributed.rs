@@ -76,6 +76,38 @@ pub struct ReduceStats {
     pub wait: Duration,
 }
 
+/// One training step's work on each rank: its items of the batch and the time it took to
+/// compute them (forward and backward, before the reduction; its wait for the others not
+/// counted), in rank order. Recorded where [`Distributed::measuring_waits`] asked for it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepWork {
+    /// Each rank's items.
+    pub items: Vec<usize>,
+    /// Each rank's milliseconds of work (0 for a rank with no items).
+    pub work_ms: Vec<f64>,
+}
+
+impl StepWork {
+    /// The slowest rank's work: how long the step's work kept the ranks from the reduction.
+    pub fn slowest_ms(&self) -> f64 {
+        self.work_ms.iter().fold(0.0, |a, &b| a.max(b))
+    }
+
+    /// How long the step's work would have taken with its items split in proportion to each
+    /// rank's speed in this very step (the ranks then arrive together): the least any slicing
+    /// decided before the step could reach. `None` where a rank computed nothing.
+    pub fn balanced_ms(&self) -> Option<f64> {
+        let mut speed = 0.0; // items a millisecond, all ranks together
+        for (&items, &ms) in self.items.iter().zip(&self.work_ms) {
+            if items == 0 || ms <= 0.0 {
+                return None;
+            }
+            speed += items as f64 / ms;
+        }
+        (speed > 0.0).then(|| self.items.iter().sum::<usize>() as f64 / speed)
+    }
+}
+
 /// A training's place among the ranks, as the model being trained holds it: the collective,
 /// the stop requests of this rank, and the Learner's stop, which every rank sets after the same
 /// step.
@@ -88,9 +120,11 @@ pub struct Distributed {
     /// The Learner's interrupter: stopped on every rank once any rank has asked.
     learner: Interrupter,
     stats: Arc<Mutex<ReduceStats>>,
-    /// Whether each reduction first waits at a barrier, timed apart (see
-    /// [`Self::measuring_waits`]).
+    /// Whether each reduction first waits at a barrier, timed apart, and each step's work is
+    /// recorded (see [`Self::measuring_waits`]).
     measure_waits: bool,
+    /// Each training step's work on every rank, where measured.
+    work: Arc<Mutex<Vec<StepWork>>>,
     /// How the ranks share a training batch; `None` until chosen or set for the backend
     /// ([`Self::for_backend`]), and equal meanwhile.
     slicing: Option<Slicing>,
@@ -117,6 +151,7 @@ impl Distributed {
             learner: Interrupter::new(),
             stats: Arc::default(),
             measure_waits: false,
+            work: Arc::default(),
             slicing: None,
             speeds: Arc::default(),
         }
@@ -124,8 +159,10 @@ impl Distributed {
 
     /// This training, with every reduction preceded by a barrier whose time is counted as
     /// [`ReduceStats::wait`]: the reduction's time then splits into waiting for the slowest
-    /// rank and the transfer itself (the bench's figures). The barrier costs one more tiny
-    /// collective per step; the stats stay shared with `self`.
+    /// rank and the transfer itself (the bench's figures). Each training step's reduction also
+    /// carries every rank's speed (as it does with slices by speed), and each step's work on
+    /// every rank is kept ([`Self::work`]). The barrier costs one more tiny collective per step;
+    /// the stats stay shared with `self`.
     pub fn measuring_waits(self) -> Self {
         Self {
             measure_waits: true,
@@ -188,6 +225,12 @@ impl Distributed {
         *lock(&self.stats)
     }
 
+    /// Each training step's work on every rank so far, where measured
+    /// ([`Self::measuring_waits`]; empty otherwise).
+    pub fn work(&self) -> Vec<StepWork> {
+        lock(&self.work).clone()
+    }
+
     /// This rank's slice of `items`.
     pub fn part(&self, items: usize) -> Range<usize> {
         part(items, self.rank(), self.size())
@@ -196,12 +239,17 @@ impl Distributed {
     /// This rank's slice of a training batch of `items`: sized by the ranks' speeds over the
     /// last steps, or equal ([`Self::with_slicing`]).
     pub fn training_part(&self, items: usize) -> Range<usize> {
+        self.training_parts(items).swap_remove(self.rank())
+    }
+
+    /// Every rank's slice of a training batch of `items`, in rank order.
+    fn training_parts(&self, items: usize) -> Vec<Range<usize>> {
         if !self.by_speed() {
-            return self.part(items);
+            return (0..self.size())
+                .map(|rank| part(items, rank, self.size()))
+                .collect();
         }
-        lock(&self.speeds)
-            .parts(items, self.size())
-            .swap_remove(self.rank())
+        lock(&self.speeds).parts(items, self.size())
     }
 
     /// Sums `buffer` over the ranks, with this rank's stop request as its last value; after it,
@@ -240,7 +288,8 @@ impl Distributed {
     /// are the whole batch's, `mine` this rank's slice of them.
     /// `local` is `None` where this rank's slice is empty (a batch smaller than the ranks).
     /// With slices sized by speed, the reduction also carries each rank's speed (its items
-    /// a second since the step `started`), from which every rank sizes the next step's slices.
+    /// a second since the step `started`), from which every rank sizes the next step's slices;
+    /// measured ([`Self::measuring_waits`]), it carries them too, and the step's work is kept.
     pub fn reduce_training<M: Module>(
         &self,
         model: &M,
@@ -266,7 +315,12 @@ impl Distributed {
             ..
         } = flat;
         let gradients = buffer.len();
-        if self.by_speed() {
+        let speeds_travel = self.by_speed() || self.measure_waits;
+        // The slices of this step, before its speeds resize the next step's.
+        let parts = self
+            .measure_waits
+            .then(|| self.training_parts(targets.dims()[0]));
+        if speeds_travel {
             // This rank's speed, items a second, in its own slot of one per rank.
             let mut speeds = vec![0.0; self.size()];
             let seconds = started.elapsed().as_secs_f64();
@@ -277,8 +331,24 @@ impl Distributed {
         }
         let offset = buffer.len();
         let item = self.reduce_item(item, targets, &mut buffer, offset, classes, mine);
+        let speeds = &buffer[gradients..offset];
+        if let Some(parts) = parts {
+            let items: Vec<usize> = parts.iter().map(Range::len).collect();
+            let work_ms = items
+                .iter()
+                .zip(speeds)
+                .map(|(&n, &speed)| {
+                    if speed > 0.0 {
+                        1e3 * n as f64 / f64::from(speed)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            lock(&self.work).push(StepWork { items, work_ms });
+        }
         if self.by_speed() {
-            lock(&self.speeds).update(&buffer[gradients..offset]);
+            lock(&self.speeds).update(speeds);
         }
         let mut grads = GradientsParams::new();
         model.visit(&mut Unflatten {
@@ -761,5 +831,32 @@ mod tests {
         step(&distributed, Duration::from_millis(20));
         assert_eq!(lock(&pair.seen).len(), 10 + 8 + 1 + 1);
         assert_eq!(distributed.training_part(400), 0..200);
+        assert!(distributed.work().is_empty(), "kept only where measured");
+    }
+
+    /// Measured, equal slices too carry the speeds, and each step's work on both ranks is
+    /// kept: rank 0's 2 items in at least 20 ms, the other rank's 2 at 50 a second (40 ms), the
+    /// slices staying equal.
+    #[test]
+    fn a_measured_reduction_keeps_each_steps_work_on_every_rank() {
+        let pair = Arc::new(PretendPair {
+            other: vec![(11, 50.0)],
+            ..PretendPair::default()
+        });
+        let distributed = Distributed::new(Arc::clone(&pair) as Arc<dyn Collective>)
+            .with_slicing(Slicing::Equal)
+            .for_backend(Backend::Flex)
+            .measuring_waits();
+        step(&distributed, Duration::from_millis(20));
+        step(&distributed, Duration::from_millis(20));
+        assert_eq!(lock(&pair.seen).len(), 10 + 2 + 8 + 1 + 1, "speeds travel");
+        assert_eq!(distributed.training_part(400), 0..200, "still equal");
+        let work = distributed.work();
+        assert_eq!(work.len(), 2);
+        for step in work {
+            assert_eq!(step.items, vec![2, 2]);
+            assert!(step.work_ms[0] >= 20.0, "{step:?}");
+            assert!((step.work_ms[1] - 40.0).abs() < 1e-3, "{step:?}");
+        }
     }
 }

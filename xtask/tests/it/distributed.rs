@@ -358,12 +358,7 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     );
     assert!(total > 0.0 && (0.0..total).contains(&wait), "{report}");
     // Each rank's wait, rank 0's the report's own.
-    let waits: Vec<f64> = report["reduce_wait_ms_by_rank"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_f64().unwrap())
-        .collect();
+    let waits = numbers(&report["reduce_wait_ms_by_rank"]);
     assert_eq!(waits.len(), 2, "{report}");
     assert_eq!(waits[0], wait, "{report}");
     assert!(waits[1] >= 0.0, "{report}");
@@ -372,6 +367,71 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     // Rank 0's six timed steps, a step held up on either rank slow on both.
     assert_eq!(report["step_spread"]["steps"], 6, "{report}");
     assert!(stdout.contains("steps: median "), "{stdout}");
+    // Each timed step's work on both ranks: their slices cover the batch, and the slowest
+    // rank's work is at least that of the step's items split by its own speeds.
+    let work = report["rank_work"].as_array().unwrap();
+    assert_eq!(work.len(), 6, "{report}");
+    for step in work {
+        assert_eq!(numbers(&step["items"]).iter().sum::<f64>(), 32.0, "{step}");
+        assert!(numbers(&step["work_ms"]).iter().all(|&w| w > 0.0), "{step}");
+    }
+    let balance = &report["work_balance"];
+    assert_eq!(balance["steps"], 6, "{report}");
+    let (slowest, balanced) = (
+        balance["slowest_ms"].as_f64().unwrap(),
+        balance["balanced_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < balanced && balanced <= slowest, "{balance}");
+    assert!(
+        stdout.contains("ranks' work: the slowest rank's"),
+        "{stdout}"
+    );
+
+    // benches/slices.py replays those steps under other slicings: every one of them (and the
+    // steps as recorded) at least as slow as each step split by its own speeds.
+    let script = workspace_root().join("benches/slices.py");
+    let python = std::env::var_os("FASHION_MIXER_PYTHON").unwrap_or_else(|| "python3".into());
+    let Ok(replay) = Command::new(&python).arg(&script).arg(&out).output() else {
+        skip("no python3 to run benches/slices.py (apt-get install -y python3)");
+        return;
+    };
+    let printed = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let figure = |row: &str| -> f64 {
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("{row}: {printed}"));
+        line[row.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let replayed = figure("each step's own speeds");
+    assert!((replayed - balanced).abs() < 0.01, "{printed}");
+    for row in [
+        "as recorded (by speed)",
+        "equal",
+        "by speed, weight 0.1",
+        "by speed, weight 0.3 (the code's)",
+        "by speed, weight 1.0",
+    ] {
+        assert!(figure(row) >= replayed - 0.005, "{row}: {printed}");
+    }
+}
+
+/// The numbers of a JSON array.
+fn numbers(array: &serde_json::Value) -> Vec<f64> {
+    let array = array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"));
+    array.iter().map(|n| n.as_f64().unwrap()).collect()
 }
 
 /// A temporary folder holding `data/`, generated IDX files of `train` and `test` items.
