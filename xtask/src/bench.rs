@@ -38,7 +38,8 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub data: DataDirArg,
     /// Time the training step over the ranks `mpirun -np N` started (the `mpi` build): each
-    /// its share of every batch, and the reduction; rank 0 reports
+    /// its share of every batch, and the reduction; rank 0 reports, with each step's work on
+    /// every rank
     #[arg(long)]
     pub distributed: bool,
     /// With --distributed, how the ranks share each batch: `speed`, each rank's slice sized by
