@@ -162,9 +162,8 @@ impl StepSpread {
 }
 
 /// How evenly the timed steps' work ([`StepWork`]) fell on the ranks: the slowest rank's work
-/// against the same steps' work split by each step's own speeds, the least that slices sized
-/// before a step (by speed or equal) could reach; the rest of a step's reduction wait comes from
-/// how a rank's work varies from step to step.
+/// against the same steps' items split by each step's own speeds, the least that slices sized
+/// before a step (by speed or equal) could reach.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkBalance {
     /// Steps counted (those on which every rank computed something).
@@ -221,9 +220,12 @@ impl WorkBalance {
 
 /// The standard deviation of `values` over their mean (0 for fewer than two values).
 fn variation(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 || mean == 0.0 {
+    if mean == 0.0 {
         return 0.0;
     }
     let squares = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
