@@ -239,6 +239,9 @@ impl Distributed {
     /// This rank's slice of a training batch of `items`: sized by the ranks' speeds over the
     /// last steps, or equal ([`Self::with_slicing`]).
     pub fn training_part(&self, items: usize) -> Range<usize> {
+        if !self.by_speed() {
+            return self.part(items);
+        }
         self.training_parts(items).swap_remove(self.rank())
     }
 
