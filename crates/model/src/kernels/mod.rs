@@ -1,6 +1,7 @@
 //! The model's CPU kernels, each with its forward and backward pass side by side: LayerNorm
 //! ([`layer_norm`]), a hidden layer's bias + ReLU ([`bias_relu`]) and the 2-D matrix product
-//! ([`matmul`]).
+//! ([`matmul`]); and Adam's and AdamW's update of a parameter in one pass ([`adam`]), which the
+//! training crate's optimizer calls (this crate has no optimizers; the kernel needs none).
 //!
 //! Burn's autodiff records a LayerNorm, or a bias followed by ReLU, as several operations, each
 //! a pass over the activations forward and again backward; flex's product fills and copies its
@@ -21,6 +22,7 @@
 //! assert_eq!(Kernels::for_device(&Device::flex()), Kernels::Burn);
 //! ```
 
+pub mod adam;
 pub mod bias_relu;
 pub mod layer_norm;
 pub mod matmul;
