@@ -117,29 +117,25 @@ trait BurnAdam: Optimizer {
     fn with_momentum<const D: usize>(momentum: AdaptiveMomentumState<D>) -> Self::State<D>;
 }
 
-impl BurnAdam for Adam {
-    fn momentum<const D: usize>(state: &AdamState<D>) -> &AdaptiveMomentumState<D> {
-        &state.momentum
-    }
-    fn into_momentum<const D: usize>(state: AdamState<D>) -> AdaptiveMomentumState<D> {
-        state.momentum
-    }
-    fn with_momentum<const D: usize>(momentum: AdaptiveMomentumState<D>) -> AdamState<D> {
-        AdamState::new(momentum)
-    }
+/// [`BurnAdam`] for one of Burn's two, whose state is `$state { momentum }`.
+macro_rules! burn_adam {
+    ($optimizer:ty, $state:ident) => {
+        impl BurnAdam for $optimizer {
+            fn momentum<const D: usize>(state: &$state<D>) -> &AdaptiveMomentumState<D> {
+                &state.momentum
+            }
+            fn into_momentum<const D: usize>(state: $state<D>) -> AdaptiveMomentumState<D> {
+                state.momentum
+            }
+            fn with_momentum<const D: usize>(momentum: AdaptiveMomentumState<D>) -> $state<D> {
+                $state::new(momentum)
+            }
+        }
+    };
 }
 
-impl BurnAdam for AdamW {
-    fn momentum<const D: usize>(state: &AdamWState<D>) -> &AdaptiveMomentumState<D> {
-        &state.momentum
-    }
-    fn into_momentum<const D: usize>(state: AdamWState<D>) -> AdaptiveMomentumState<D> {
-        state.momentum
-    }
-    fn with_momentum<const D: usize>(momentum: AdaptiveMomentumState<D>) -> AdamWState<D> {
-        AdamWState::new(momentum)
-    }
-}
+burn_adam!(Adam, AdamState);
+burn_adam!(AdamW, AdamWState);
 
 #[cfg(test)]
 mod tests {

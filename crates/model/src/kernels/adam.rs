@@ -5,11 +5,12 @@
 //! step), each a serial pass over the parameter's size that reads and writes whole tensors.
 //! [`step`] makes one pass (split over the thread pool when the parameter is large), doing on
 //! each element the operations Burn's do, in the same order and in `f32`: the parameter and
-//! the moments equal Burn's to the last bit (the tests check both rules, with and without
-//! weight decay, from the first step on).
+//! the moments equal Burn's to the last bit.
 //!
-//! It takes `f32` flex tensors without autodiff, as an optimizer is handed them ([`handles`]);
-//! the training crate's optimizer leaves every other tensor to Burn's own.
+//! It takes `f32` flex tensors without autodiff, as an optimizer is handed them ([`handles`]).
+//! The training crate's optimizer calls it and leaves every other tensor to Burn's own; its
+//! tests check the two against each other (both rules, with and without weight decay, from the
+//! first step on, a parameter split over threads).
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
