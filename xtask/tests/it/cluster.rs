@@ -44,8 +44,23 @@ impl Drop for Cluster {
         }
         if let Some(pid) = self.munged {
             let _ = Command::new("kill").arg(pid.to_string()).status();
+            // munged writes its seed file as it ends: the folder is removed after that, or
+            // the file would land in it while it is being removed and keep it.
+            let start = Instant::now();
+            while running(pid) && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
+}
+
+/// Whether process `pid` still runs (exists and is not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }
 
 /// Whether this process runs as root (munged and slurmd here need it).
