@@ -267,7 +267,7 @@ pub fn bench(
     fpu::flushed(|| bench_here(config, data, options, distributed))
 }
 
-/// [`bench`], on the calling thread.
+/// [`bench`](fn@bench), on the calling thread.
 fn bench_here(
     config: &TrainingConfig,
     data: &FashionMnistDataset,

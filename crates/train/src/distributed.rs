@@ -5,7 +5,8 @@
 //! The transport is a [`Collective`] (MPI in `mpi.rs`, behind the `mpi` feature); this module
 //! holds what does not depend on it: the one flat buffer a step reduces (every gradient, the
 //! ranks' speeds, which size their next slices (`slices.rs`), the batch's logits and loss, the
-//! ranks' stop requests), and the checks that the ranks started alike.
+//! ranks' stop requests); how the ranks start together, and the checks that they started alike,
+//! are `start.rs`'s.
 //!
 //! A step's buffer carries each rank's stop request (Ctrl-C, a file that could not be written,
 //! a diverged loss): a request on any rank stops every rank after that same step, so no rank
@@ -13,26 +14,22 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use burn::data::dataset::Dataset;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, Interrupter, TrainOutput};
-use fashion_mixer_data::FashionMnistDataset;
-use fashion_mixer_model::{Backend, Model};
+use fashion_mixer_model::Backend;
 use fashion_mixer_run::evaluation::Reduce;
-use fashion_mixer_run::run_dir::{CHECKPOINT_KINDS, checkpoint_file, save_config, write_atomic};
-use fashion_mixer_run::{RunDir, TrainingConfig};
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DistributedError, TrainError};
 use crate::slices::Speeds;
 pub use crate::slices::{Slicing, part};
+
+mod start;
+pub(crate) use start::Start;
 
 /// The processes training together, as a step meets them. Every method is a collective: every
 /// rank calls it, in the same order, with buffers of the same length.
@@ -415,207 +412,6 @@ impl Distributed {
     }
 }
 
-/// Where a training starts, as rank 0 found it: its configuration, the checkpoint it resumes
-/// from, whether it had finished, and the run's files the others need to resume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Start {
-    /// The configuration (a resumed run's own).
-    pub config: TrainingConfig,
-    /// The epoch of the checkpoint training resumes from.
-    pub checkpoint: Option<usize>,
-    /// The run had finished: nothing to do.
-    pub finished: bool,
-    /// Files of the run, by their path in it, that a resumed training reads: `metrics.csv` and
-    /// the checkpoint's records.
-    #[serde(skip)]
-    pub files: Vec<(PathBuf, Vec<u8>)>,
-}
-
-impl Start {
-    /// The start of a resumed run in `run` from `checkpoint`, with the files a rank needs.
-    pub(crate) fn resumed(
-        config: TrainingConfig,
-        run: &RunDir,
-        checkpoint: Option<usize>,
-    ) -> Result<Self, TrainError> {
-        let mut paths = vec![run.metrics()];
-        if let Some(epoch) = checkpoint {
-            for kind in CHECKPOINT_KINDS {
-                paths.push(run.checkpoints().join(checkpoint_file(kind, epoch)));
-            }
-        }
-        let mut files = Vec::new();
-        for path in paths.into_iter().filter(|p| p.is_file()) {
-            let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
-            let name = path.strip_prefix(run.root()).unwrap_or(&path).to_path_buf();
-            files.push((name, bytes));
-        }
-        Ok(Self {
-            config,
-            checkpoint,
-            finished: false,
-            files,
-        })
-    }
-}
-
-/// A [`Start`] (or rank 0's failure) as bytes: a JSON header, then each file's bytes.
-fn encode(start: Option<&Start>) -> Vec<u8> {
-    let names: Vec<(String, usize)> = start
-        .map(|s| {
-            s.files
-                .iter()
-                .map(|(name, bytes)| (name.to_string_lossy().into_owned(), bytes.len()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let header = serde_json::json!({ "start": start, "files": names }).to_string();
-    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(header.as_bytes());
-    for (_, file) in start.map_or(&[][..], |s| &s.files[..]) {
-        bytes.extend_from_slice(file);
-    }
-    bytes
-}
-
-/// [`encode`]'s bytes back.
-fn decode(bytes: &[u8]) -> Option<Start> {
-    let length = u64::from_le_bytes(*bytes.first_chunk::<8>()?) as usize;
-    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + length)?).ok()?;
-    let mut start: Start = serde_json::from_value(header["start"].clone()).ok()?;
-    let names: Vec<(String, usize)> = serde_json::from_value(header["files"].clone()).ok()?;
-    let mut at = 8 + length;
-    for (name, size) in names {
-        start
-            .files
-            .push((PathBuf::from(name), bytes.get(at..at + size)?.to_vec()));
-        at += size;
-    }
-    Some(start)
-}
-
-impl Distributed {
-    /// Rank 0: tells the other ranks where training starts, or that it does not.
-    pub(crate) fn send_start(&self, start: Option<&Start>) {
-        let mut bytes = encode(start);
-        self.collective.broadcast(&mut bytes);
-    }
-
-    /// The other ranks: where rank 0 starts; a resumed run's files are written into `run`
-    /// (this rank's own folder).
-    pub(crate) fn receive_start(&self, run: &RunDir) -> Result<Start, TrainError> {
-        let mut bytes = Vec::new();
-        self.collective.broadcast(&mut bytes);
-        let start = decode(&bytes).ok_or(DistributedError::StartFailedOnRankZero)?;
-        for (name, file) in &start.files {
-            let path = run.root().join(name);
-            if let Some(folder) = path.parent() {
-                std::fs::create_dir_all(folder).map_err(|e| TrainError::io(folder, e))?;
-            }
-            write_atomic(&path, file)?;
-        }
-        if !start.files.is_empty() {
-            save_config(run, &start.config)?;
-        }
-        Ok(start)
-    }
-
-    /// Checks, on every rank alike, that the ranks can train together: the same configuration
-    /// (and slicing) and data as rank 0's, no data-loading threads, and an item of each batch for each rank.
-    pub(crate) fn check_alike(
-        &self,
-        config: &TrainingConfig,
-        train: &FashionMnistDataset,
-        test: &FashionMnistDataset,
-    ) -> Result<(), DistributedError> {
-        let settings = (config, self.slicing_on(config.backend) == Slicing::Equal);
-        let settings = Md5::digest(serde_json::to_vec(&settings).expect("a config serialises"));
-        let mut data = Md5::new();
-        for set in [train, test] {
-            data.update(set.labels());
-            for i in 0..set.len() {
-                data.update(set.image(i));
-            }
-        }
-        self.compare([
-            (settings.into(), DistributedError::Configurations),
-            (data.finalize().into(), DistributedError::Data),
-        ])?;
-        if config.workers > 0 {
-            return Err(DistributedError::Workers);
-        }
-        if config.batch_size < self.size() {
-            return Err(DistributedError::BatchTooSmall {
-                batch: config.batch_size,
-                ranks: self.size(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Seeds `device`'s random draws for this rank once the ranks hold the same weights (each
-    /// built them from `seed`): rank 0 goes on with `seed`, each other rank with a seed of its
-    /// own, so that each draws its own dropout masks, as one process's parts of a batch do.
-    /// Seeded alike, every rank would drop the same units of its slice's first item, second
-    /// item, and so on.
-    pub(crate) fn seed_draws(&self, device: &Device, seed: u64) {
-        device.seed(seed ^ (self.rank() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    }
-
-    /// Checks, on every rank alike, that the ranks start from rank 0's weights (the same seed
-    /// and build, and the same `--init-from` file) and, when distilling, learn from the same
-    /// teacher: a digest of each model's parameters, compared.
-    pub(crate) fn check_weights(
-        &self,
-        model: &Model,
-        teacher: Option<&Model>,
-    ) -> Result<(), DistributedError> {
-        let digest = |module: Option<&Model>| {
-            let mut digest = WeightDigest(Md5::new());
-            if let Some(module) = module {
-                module.visit(&mut digest);
-            }
-            digest.0.finalize()
-        };
-        self.compare([
-            (digest(Some(model)).into(), DistributedError::Weights),
-            (digest(teacher).into(), DistributedError::Teachers),
-        ])
-    }
-
-    /// Gathers every rank's `digests` and fails with the error of the first one that some
-    /// rank's differs from rank 0's in, naming those ranks.
-    fn compare<const N: usize>(&self, digests: [DigestCheck; N]) -> Result<(), DistributedError> {
-        let mine: Vec<u8> = digests.iter().flat_map(|(digest, _)| *digest).collect();
-        let all = self.collective.gather(&mine);
-        for (i, (_, error)) in digests.into_iter().enumerate() {
-            let range = 16 * i..16 * (i + 1);
-            let ranks: Vec<usize> = (1..all.len())
-                .filter(|&r| all[r][range.clone()] != all[0][range.clone()])
-                .collect();
-            if !ranks.is_empty() {
-                return Err(error(ranks));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An MD5 digest the ranks compare, and the error that names the ranks whose differs.
-type DigestCheck = ([u8; 16], fn(Vec<usize>) -> DistributedError);
-
-/// A digest of a module's parameters' values, in the module's order.
-struct WeightDigest(Md5);
-
-impl ModuleVisitor for WeightDigest {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let data = param.val().into_data().convert::<f32>();
-        for value in data.as_slice::<f32>().expect("f32 weights") {
-            self.0.update(value.to_le_bytes());
-        }
-    }
-}
-
 impl Reduce for Distributed {
     fn part(&self, items: usize) -> Range<usize> {
         Distributed::part(self, items)
@@ -692,14 +488,16 @@ mod tests {
 
     use super::*;
 
-    /// A rank of two (rank 0 unless said), the other rank pretended: a sum adds `other` to the
+    /// A rank of two (rank 0 unless said), the other ranks pretended: a sum adds `other` to the
     /// values at its offsets (the other rank's contribution), and records the buffer it was
-    /// given.
+    /// given; a gather returns `gathered` after this rank's bytes (three or more ranks), or this
+    /// rank's bytes twice where it is empty.
     #[derive(Default)]
-    struct PretendPair {
-        rank: usize,
-        other: Vec<(usize, f32)>,
-        seen: Mutex<Vec<f32>>,
+    pub(super) struct PretendPair {
+        pub rank: usize,
+        pub other: Vec<(usize, f32)>,
+        pub gathered: Vec<Vec<u8>>,
+        pub seen: Mutex<Vec<f32>>,
     }
 
     impl Collective for PretendPair {
@@ -707,7 +505,7 @@ mod tests {
             self.rank
         }
         fn size(&self) -> usize {
-            2
+            1 + self.gathered.len().max(1)
         }
         fn sum_f32(&self, mut values: Vec<f32>) -> Vec<f32> {
             *lock(&self.seen) = values.clone();
@@ -722,7 +520,12 @@ mod tests {
         fn barrier(&self) {}
         fn broadcast(&self, _: &mut Vec<u8>) {}
         fn gather(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
-            vec![bytes.to_vec(); 2]
+            let mut all = vec![bytes.to_vec()];
+            if self.gathered.is_empty() {
+                all.push(bytes.to_vec());
+            }
+            all.extend(self.gathered.iter().cloned());
+            all
         }
         fn abort(&self, code: i32) -> ! {
             panic!("abort {code}")

@@ -23,7 +23,7 @@ pub struct WriteFailure {
 }
 
 impl WriteFailure {
-    /// From an error of [`write_atomic`] (or any error naming a file).
+    /// From an error of [`write_atomic`](fashion_mixer_run::run_dir::write_atomic) (or any error naming a file).
     pub fn from_error(error: &RunError, fallback: &Path) -> Self {
         match error {
             RunError::Io { path, source } => Self {
