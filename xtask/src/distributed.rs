@@ -69,6 +69,7 @@ mod with_mpi {
     use std::time::Duration;
 
     use anyhow::Result;
+    use fashion_mixer_model::gpus;
     use fashion_mixer_run::scratch::ScratchRun;
     use fashion_mixer_run::{Progress, RunDir};
     use fashion_mixer_train::TrainError;
@@ -91,11 +92,13 @@ mod with_mpi {
     impl Rank {
         /// Joins the ranks; a collective step that waits longer than
         /// [`STALL_TIMEOUT_SECS`](super::STALL_TIMEOUT_SECS) for the other ranks ends the job.
+        /// On wgpu, the ranks of one machine take its GPUs in turn ([`gpus::share_gpus`]).
         pub fn join() -> Result<Self> {
             let rank = Self {
                 scratch: None,
                 collective: Arc::new(MpiCollective::start()?),
             };
+            gpus::share_gpus(rank.collective.local());
             rank.stall_after(Duration::from_secs(super::STALL_TIMEOUT_SECS));
             Ok(rank)
         }

@@ -21,7 +21,7 @@ mod unknown_name;
 pub use batch_split::BatchSplit;
 pub use block::{Activation, MixerBlock, MixerBlockConfig};
 pub use device::{
-    Backend, DeviceError, WGPU_START_TIMEOUT, kernel_cache_file, tuning, wgpu_adapter,
+    Backend, DeviceError, WGPU_START_TIMEOUT, gpus, kernel_cache_file, tuning, wgpu_adapter,
 };
 pub use kernels::Kernels;
 pub use model::{Model, ModelConfig, ModelConfigError};

@@ -13,6 +13,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use fashion_mixer_model::gpus::LocalRank;
 use mpi::Threading;
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -61,6 +62,8 @@ pub struct MpiCollective {
     patience: Mutex<Option<Duration>>,
     rank: usize,
     size: usize,
+    /// This rank's place among the ranks of its machine.
+    local: LocalRank,
 }
 
 /// MPI could not start (not run under `mpirun` or `srun`, or no MPI library).
@@ -74,7 +77,7 @@ impl MpiCollective {
     /// Joins the job's ranks (MPI starts on a thread of its own).
     pub fn start() -> Result<Self, MpiUnavailable> {
         let (calls, queue) = mpsc::channel::<Call>();
-        let (started, place) = mpsc::channel::<Option<(usize, usize)>>();
+        let (started, place) = mpsc::channel::<Option<(usize, usize, LocalRank)>>();
         let (finalized, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("mpi".into())
@@ -85,14 +88,21 @@ impl MpiCollective {
                     return;
                 };
                 let world = universe.world();
-                let _ = started.send(Some((world.rank() as usize, world.size() as usize)));
+                // The ranks that share this machine's memory: this machine's.
+                let machine = world.split_shared(world.rank());
+                let local = LocalRank {
+                    rank: machine.rank() as usize,
+                    size: machine.size() as usize,
+                };
+                drop(machine);
+                let _ = started.send(Some((world.rank() as usize, world.size() as usize, local)));
                 serve(&world, queue);
                 drop(universe); // MPI_Finalize
                 let _ = finalized.send(());
             })
             .map_err(|_| MpiUnavailable)?;
         match place.recv() {
-            Ok(Some((rank, size))) => Ok(Self {
+            Ok(Some((rank, size, local))) => Ok(Self {
                 calls: Mutex::new(Some(calls)),
                 stall: Mutex::new(None),
                 thread: Some(thread),
@@ -100,12 +110,19 @@ impl MpiCollective {
                 patience: Mutex::new(None),
                 rank,
                 size,
+                local,
             }),
             _ => {
                 let _ = thread.join();
                 Err(MpiUnavailable)
             }
         }
+    }
+
+    /// This rank's place among the ranks of its machine (those that share its memory, in rank
+    /// order).
+    pub fn local(&self) -> LocalRank {
+        self.local
     }
 
     /// Makes dropping this wait at most `limit` for MPI to end, once every rank has come to its

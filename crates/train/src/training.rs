@@ -18,6 +18,7 @@ use fashion_mixer_data::mixing::Mixing;
 
 use fashion_mixer_data::FashionMnistDataset;
 use fashion_mixer_model::fpu;
+use fashion_mixer_model::gpus::{self, Sharing};
 use fashion_mixer_run::evaluation::evaluate_shared;
 use fashion_mixer_run::inference::{load_model, load_teacher, record_path};
 use fashion_mixer_run::metrics::{EpochMetrics, epochs_done, is_finished, read_metrics};
@@ -389,7 +390,7 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         training = training.renderer(Box::new(PlainRenderer::new(plain.clone())));
         let ranks = distributed.map_or(String::new(), |d| match d.size() {
             1 => " (1 rank)".to_string(),
-            n => format!(" ({n} ranks, each its share of a batch)"),
+            n => format!(" ({n} ranks, each its share of a batch{})", gpus_line()),
         });
         plain.emit(&format!(
             "run {}: {} on {}{ranks}, {} training items, batch {}",
@@ -462,6 +463,24 @@ fn train_here(config: TrainingConfig, options: &TrainOptions) -> Result<TrainRep
         interrupted,
         report,
     })
+}
+
+/// How the ranks of rank 0's machine share its GPUs, where wgpu started among several of them:
+/// `; ...` to close the line that starts a distributed run, or nothing.
+fn gpus_line() -> String {
+    match gpus::sharing() {
+        None => String::new(),
+        Some(Sharing::InTurn { processes, gpus }) => {
+            format!("; this machine's {processes} ranks take its {gpus} GPUs in turn")
+        }
+        Some(Sharing::One { processes }) => {
+            format!("; this machine's {processes} ranks share its one wgpu adapter")
+        }
+        Some(Sharing::Named) => format!(
+            "; each rank on the adapter {} names",
+            gpus::ADAPTER_VARIABLE
+        ),
+    }
 }
 
 /// `eval.json`, `report.md` and the pictures of the run in `run`, its record scored on

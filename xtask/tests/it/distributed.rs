@@ -426,6 +426,41 @@ fn the_bench_over_two_ranks_splits_the_reduction_into_wait_and_transfer() {
     }
 }
 
+/// On wgpu (lavapipe where there is no GPU), two ranks of one machine train an epoch together,
+/// and rank 0 says how they share the machine's GPUs: in turn where it has several of the kind
+/// wgpu prefers, its one adapter otherwise.
+#[test]
+fn two_ranks_on_wgpu_share_the_machines_gpus() {
+    let Some(xtask_mpi) = mpi_xtask() else {
+        return;
+    };
+    if let Err(err) = fashion_mixer_model::Backend::Wgpu.device() {
+        return skip(&format!("no wgpu device: {err}"));
+    }
+    // One step of the coursework model whose slices are the batches of `backend_wgpu`'s run:
+    // the kernels it compiles (minutes on lavapipe from an empty cache) serve both.
+    let (tmp, data) = generated(512, 512);
+    let run = tmp.path().join("run");
+    let out = succeeds(
+        "two ranks on wgpu",
+        mpirun(2, &[])
+            .env_remove("CUBECL_WGPU_DEFAULT_DEVICE")
+            .arg(&xtask_mpi)
+            .args(["train", "--no-tui", "--offline", "--backend", "wgpu"])
+            .args(["--epochs", "1", "--batch-size", "512", "--distributed"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--artifacts")
+            .arg(&run),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shared = stdout.contains("this machine's 2 ranks share its one wgpu adapter");
+    let in_turn =
+        stdout.contains("this machine's 2 ranks take its") && stdout.contains("GPUs in turn");
+    assert!(shared || in_turn, "{stdout}");
+    assert_eq!(read_metrics(&run.join("metrics.csv")).unwrap().len(), 1);
+}
+
 /// The numbers of a JSON array.
 fn numbers(array: &serde_json::Value) -> Vec<f64> {
     let array = array

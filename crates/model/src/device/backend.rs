@@ -6,12 +6,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use burn::prelude::Device;
-use burn::tensor::DeviceKind;
 use burn::tensor::wgpu::WgpuBackend;
 use cubecl_runtime::config::cache::CacheConfig;
 use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
 
-use crate::device::tuning;
+use crate::device::{gpus, tuning};
 
 /// How long the GPU adapter may take to come up before [`Backend::device`] gives up.
 pub const WGPU_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,7 +41,7 @@ const WGPU_HINT: &str = "on Linux without a GPU, install a CPU Vulkan driver wit
 /// The graphics API wgpu is pinned to. On Linux, Vulkan only: wgpu's automatic choice falls
 /// back to OpenGL through EGL when no Vulkan driver is installed, and Mesa's EGL without a
 /// display can block forever.
-fn wgpu_api() -> (WgpuBackend, &'static str) {
+pub(crate) fn wgpu_api() -> (WgpuBackend, &'static str) {
     if cfg!(target_os = "macos") {
         (WgpuBackend::Metal, "Metal")
     } else if cfg!(target_os = "windows") {
@@ -106,7 +105,7 @@ fn wgpu() -> Result<Wgpu, DeviceError> {
                 .name("wgpu-start".into())
                 .spawn(move || {
                     let started = Device::wgpu_options()
-                        .device_kind(DeviceKind::DefaultDevice)
+                        .device_kind(gpus::device_kind(api))
                         .graphics_api(api)
                         .init_with_setup()
                         .map(|(device, setup)| {
