@@ -397,6 +397,32 @@ fn wgpu_without_a_driver_fails_fast() {
     assert!(!run_dir.join("config.json").exists());
 }
 
+/// `--backend wgpu` with `CUBECL_WGPU_DEFAULT_DEVICE` naming an adapter this machine lacks (or
+/// naming none it understands): one line saying the variable is set and how to let wgpu
+/// choose, exit code 2, no run folder.
+#[test]
+fn wgpu_on_an_adapter_the_machine_lacks_names_the_variable() {
+    let (_tmp, data, run_dir) = fixture(16, 16);
+    let mut args = base_args(data.to_str().unwrap(), run_dir.to_str().unwrap());
+    args.extend(["--backend", "wgpu", "--epochs", "1"]);
+    for named in ["DiscreteGpu(99)", "Bogus"] {
+        let out = xtask()
+            .args(&args)
+            .env("CUBECL_WGPU_DEFAULT_DEVICE", named)
+            .output()
+            .unwrap();
+        super::common::assert_user_error(
+            named,
+            &out,
+            &[
+                &format!("CUBECL_WGPU_DEFAULT_DEVICE is set: \"{named}\""),
+                "unset it to let wgpu choose",
+            ],
+        );
+        assert!(!run_dir.join("config.json").exists());
+    }
+}
+
 /// In a terminal, `train` draws the dashboard; started in the background of one (a job of its
 /// own, `&` in an interactive shell), it trains with one line per epoch and says why: the kernel
 /// stops a background process that takes the terminal, and the run would wait forever.

@@ -131,7 +131,16 @@ fn wgpu() -> Result<Wgpu, DeviceError> {
                 })?;
             match rx.recv_timeout(WGPU_START_TIMEOUT) {
                 Ok(Ok(started)) => Ok(started),
-                Ok(Err(message)) => Err(DeviceError::WgpuUnavailable { api: name, message }),
+                Ok(Err(mut message)) => {
+                    if let Some(named) = std::env::var_os(gpus::ADAPTER_VARIABLE) {
+                        message += &format!(
+                            " ({} is set: {:?}; unset it to let wgpu choose)",
+                            gpus::ADAPTER_VARIABLE,
+                            named
+                        );
+                    }
+                    Err(DeviceError::WgpuUnavailable { api: name, message })
+                }
                 Err(_) => Err(DeviceError::WgpuTimeout { api: name }),
             }
         })
