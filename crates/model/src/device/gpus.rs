@@ -178,16 +178,19 @@ mod tests {
         }
     }
 
-    /// On this machine's adapters (lavapipe without a GPU), the list wgpu starts from holds
-    /// the adapter it starts on.
+    /// The adapters of this machine are listed on the API wgpu is pinned to (lavapipe, a CPU
+    /// adapter, where there is no GPU). wgpu itself is not started here: it would fill the
+    /// kernel cache another test of this binary empties.
     #[test]
-    fn the_adapter_wgpu_starts_on_is_among_those_listed() {
+    fn this_machines_adapters_are_listed() {
         let (api, _) = crate::device::backend::wgpu_api();
-        let types = adapter_types(api);
-        match crate::Backend::Wgpu.device() {
-            Ok(_) if cfg!(target_os = "windows") => assert_eq!(types, None),
-            Ok(_) => assert!(types.is_some_and(|t| !t.is_empty())),
-            Err(err) => fashion_mixer_data::testing::skip(&format!("no wgpu device: {err}")),
+        match adapter_types(api) {
+            None => assert_eq!(api, WgpuBackend::Auto, "only wgpu's own choice lists nothing"),
+            // Under CI (lavapipe installed) an empty list fails.
+            Some(types) if types.is_empty() => fashion_mixer_data::testing::skip(
+                "no Vulkan adapter listed: apt-get install mesa-vulkan-drivers (lavapipe)",
+            ),
+            Some(_) => {}
         }
     }
 }
