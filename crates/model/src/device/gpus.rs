@@ -185,7 +185,11 @@ mod tests {
     fn this_machines_adapters_are_listed() {
         let (api, _) = crate::device::backend::wgpu_api();
         match adapter_types(api) {
-            None => assert_eq!(api, WgpuBackend::Auto, "only wgpu's own choice lists nothing"),
+            None => assert_eq!(
+                api,
+                WgpuBackend::Auto,
+                "only wgpu's own choice lists nothing"
+            ),
             // Under CI (lavapipe installed) an empty list fails.
             Some(types) if types.is_empty() => fashion_mixer_data::testing::skip(
                 "no Vulkan adapter listed: apt-get install mesa-vulkan-drivers (lavapipe)",
