@@ -437,8 +437,9 @@ fn two_ranks_on_wgpu_share_the_machines_gpus() {
     if let Err(err) = fashion_mixer_model::Backend::Wgpu.device() {
         return skip(&format!("no wgpu device: {err}"));
     }
-    // One step of the coursework model whose slices are the batches of `backend_wgpu`'s run:
-    // the kernels it compiles (minutes on lavapipe from an empty cache) serve both.
+    // One step of the coursework model whose slices are the batches of `backend_wgpu`'s run,
+    // so both use the kernels the shipped tuning covers: about 20 s on lavapipe even from an
+    // empty kernel cache, where a small model of its own took over 2 minutes.
     let (tmp, data) = generated(512, 512);
     let run = tmp.path().join("run");
     let out = succeeds(
